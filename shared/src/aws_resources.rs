@@ -1,0 +1,698 @@
+//! The AWS resources the code relies on: tables with their keys and indexes, the send lanes with
+//! their dead-letter queues, the event bus and the reports bucket.
+//!
+//! `template.yaml` deploys these and the local stack creates them from this description; a test
+//! reads `template.yaml` and proves the two agree, key for key and queue for queue.
+
+/// A DynamoDB table. Every key attribute is a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableSpec {
+    /// The template's logical id.
+    pub logical_id: &'static str,
+    /// Name suffix used by the local stack (`<prefix>-<suffix>`).
+    pub suffix: &'static str,
+    pub partition_key: &'static str,
+    pub sort_key: &'static str,
+    pub indexes: &'static [IndexSpec],
+    /// Attribute holding an epoch-seconds expiry, if items expire.
+    pub ttl_attribute: Option<&'static str>,
+}
+
+/// A global secondary index projecting all attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexSpec {
+    pub name: &'static str,
+    pub partition_key: &'static str,
+    pub sort_key: &'static str,
+}
+
+/// An SQS queue with its dead-letter queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSpec {
+    pub logical_id: &'static str,
+    pub dlq_logical_id: &'static str,
+    pub suffix: &'static str,
+    /// At least six times the consuming function's timeout (Lambda's guidance for SQS sources).
+    pub visibility_timeout_secs: u32,
+    /// Receives before SQS moves a message to the DLQ. Waiting and retries are counted in
+    /// DynamoDB, not here, so this only catches jobs that cannot be processed at all.
+    pub max_receive_count: u32,
+    pub retention_secs: u32,
+    pub dlq_retention_secs: u32,
+    /// Records per sender invocation.
+    pub batch_size: u32,
+}
+
+/// The one generic index on `clinics` and `messages`: each item type chooses what its
+/// `gsi1pk`/`gsi1sk` hold (docs/data-model.md lists them), so new access patterns need no new index.
+pub const GSI1: IndexSpec = IndexSpec {
+    name: "gsi1",
+    partition_key: "gsi1pk",
+    sort_key: "gsi1sk",
+};
+
+pub const CLINICS_TABLE: TableSpec = TableSpec {
+    logical_id: "ClinicsTable",
+    suffix: "clinics",
+    partition_key: "pk",
+    sort_key: "sk",
+    indexes: &[GSI1],
+    ttl_attribute: None,
+};
+
+pub const MESSAGES_TABLE: TableSpec = TableSpec {
+    logical_id: "MessagesTable",
+    suffix: "messages",
+    partition_key: "pk",
+    sort_key: "sk",
+    indexes: &[GSI1],
+    ttl_attribute: None,
+};
+
+pub const COUNTERS_TABLE: TableSpec = TableSpec {
+    logical_id: "CountersTable",
+    suffix: "counters",
+    partition_key: "pk",
+    sort_key: "sk",
+    indexes: &[],
+    ttl_attribute: Some("expires_at"),
+};
+
+pub const TABLES: [TableSpec; 3] = [CLINICS_TABLE, MESSAGES_TABLE, COUNTERS_TABLE];
+
+/// The sender's Lambda timeout; the lanes' visibility timeout is six times this.
+pub const SENDER_TIMEOUT_SECS: u32 = 30;
+
+const LANE_VISIBILITY_SECS: u32 = 6 * SENDER_TIMEOUT_SECS;
+const FOUR_DAYS: u32 = 4 * 24 * 3600;
+const FOURTEEN_DAYS: u32 = 14 * 24 * 3600;
+
+pub const INTERACTIVE_QUEUE: QueueSpec = QueueSpec {
+    logical_id: "InteractiveQueue",
+    dlq_logical_id: "InteractiveDlq",
+    suffix: "interactive",
+    visibility_timeout_secs: LANE_VISIBILITY_SECS,
+    max_receive_count: 5,
+    retention_secs: FOUR_DAYS,
+    dlq_retention_secs: FOURTEEN_DAYS,
+    batch_size: 10,
+};
+
+pub const SCHEDULED_QUEUE: QueueSpec = QueueSpec {
+    logical_id: "ScheduledQueue",
+    dlq_logical_id: "ScheduledDlq",
+    suffix: "scheduled",
+    ..INTERACTIVE_QUEUE
+};
+
+pub const BULK_QUEUE: QueueSpec = QueueSpec {
+    logical_id: "BulkQueue",
+    dlq_logical_id: "BulkDlq",
+    suffix: "bulk",
+    ..INTERACTIVE_QUEUE
+};
+
+pub const QUEUES: [QueueSpec; 3] = [INTERACTIVE_QUEUE, SCHEDULED_QUEUE, BULK_QUEUE];
+
+pub const EVENT_BUS_LOGICAL_ID: &str = "EventBus";
+pub const REPORTS_BUCKET_LOGICAL_ID: &str = "ReportsBucket";
+
+/// `template.yaml` must deploy exactly what this module describes. CloudFormation's short-form
+/// tags (`!Ref X`, `!GetAtt X.Arn`, `!Sub ...`) parse as tagged YAML values; the long forms
+/// (`Ref: X`, `Fn::GetAtt: [X, Arn]`) are accepted as well.
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::fmt::Debug;
+
+    use serde_norway::Value;
+
+    use super::*;
+
+    const TEMPLATE: &str = include_str!("../../template.yaml");
+
+    const SERVERLESS_FUNCTION: &str = "AWS::Serverless::Function";
+    const DYNAMODB_TABLE: &str = "AWS::DynamoDB::Table";
+    const SQS_QUEUE: &str = "AWS::SQS::Queue";
+    const SENDER_FUNCTION: &str = "SenderFunction";
+    const HTTP_API: &str = "HttpApi";
+
+    /// Every variable `Settings::from_env` (config.rs) reads. It has a default for
+    /// `TWILIO_API_BASE`, but the template sets that one too.
+    const SETTINGS_ENV_VARS: [&str; 12] = [
+        "CLINICS_TABLE",
+        "MESSAGES_TABLE",
+        "COUNTERS_TABLE",
+        "INTERACTIVE_QUEUE_URL",
+        "SCHEDULED_QUEUE_URL",
+        "BULK_QUEUE_URL",
+        "EVENT_BUS_NAME",
+        "REPORTS_BUCKET",
+        "TWILIO_API_BASE",
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_AUTH_TOKEN",
+        "PUBLIC_BASE_URL",
+    ];
+
+    /// Variables naming a resource, with the logical id they must `!Ref`.
+    const RESOURCE_ENV_VARS: [(&str, &str); 8] = [
+        ("CLINICS_TABLE", CLINICS_TABLE.logical_id),
+        ("MESSAGES_TABLE", MESSAGES_TABLE.logical_id),
+        ("COUNTERS_TABLE", COUNTERS_TABLE.logical_id),
+        ("INTERACTIVE_QUEUE_URL", INTERACTIVE_QUEUE.logical_id),
+        ("SCHEDULED_QUEUE_URL", SCHEDULED_QUEUE.logical_id),
+        ("BULK_QUEUE_URL", BULK_QUEUE.logical_id),
+        ("EVENT_BUS_NAME", EVENT_BUS_LOGICAL_ID),
+        ("REPORTS_BUCKET", REPORTS_BUCKET_LOGICAL_ID),
+    ];
+
+    #[test]
+    fn tables_match_their_specs() {
+        let template = template();
+        let mut problems = Problems::default();
+        for spec in &TABLES {
+            check_table(&template, spec, &mut problems);
+        }
+        problems.assert_none("template.yaml's tables disagree with TABLES");
+    }
+
+    #[test]
+    fn queues_and_dead_letter_queues_match_their_specs() {
+        let template = template();
+        let mut problems = Problems::default();
+        for spec in &QUEUES {
+            check_queue(&template, spec, &mut problems);
+        }
+        problems.assert_none("template.yaml's queues disagree with QUEUES");
+    }
+
+    #[test]
+    fn sender_consumes_every_lane_as_specified() {
+        let template = template();
+        let sender = required(resource(&template, SENDER_FUNCTION, SERVERLESS_FUNCTION));
+        let mut problems = Problems::default();
+
+        let timeout = prop(sender, "Timeout").or_else(|| at(&template, "Globals.Function.Timeout"));
+        problems.check_number("SenderFunction Timeout", timeout, SENDER_TIMEOUT_SECS);
+
+        let events = events_of_type(sender, "SQS");
+        for (event, props) in &events {
+            let queue = props.get("Queue");
+            match queue.and_then(get_att) {
+                Some((id, "Arn")) if QUEUES.iter().any(|spec| spec.logical_id == id) => {}
+                _ => problems.add(format!(
+                    "SenderFunction event {event}: Queue is {}, which is not !GetAtt <lane>.Arn \
+                     for a lane in QUEUES",
+                    show(queue)
+                )),
+            }
+        }
+        for spec in &QUEUES {
+            check_lane_event(spec, &events, &mut problems);
+            check_visibility_covers_sender(&template, spec, timeout, &mut problems);
+        }
+        problems.assert_none("template.yaml's sender disagrees with QUEUES / SENDER_TIMEOUT_SECS");
+    }
+
+    #[test]
+    fn every_function_gets_every_setting_wired_to_its_resource() {
+        let template = template();
+        let globals = at(&template, "Globals.Function.Environment.Variables");
+        let functions = resources_of_type(&template, SERVERLESS_FUNCTION);
+        assert!(
+            !functions.is_empty(),
+            "template.yaml has no {SERVERLESS_FUNCTION}"
+        );
+
+        let mut problems = Problems::default();
+        for (id, function) in functions {
+            let own = prop(function, "Environment.Variables");
+            let variable = |name: &str| {
+                own.and_then(|v| v.get(name))
+                    .or_else(|| globals.and_then(|v| v.get(name)))
+            };
+            for name in SETTINGS_ENV_VARS {
+                if variable(name).is_none() {
+                    problems.add(format!(
+                        "{id} does not get {name} (neither Globals nor its own)"
+                    ));
+                }
+            }
+            for (name, target) in RESOURCE_ENV_VARS {
+                if let Some(value) = variable(name)
+                    && ref_target(value) != Some(target)
+                {
+                    let value = show(Some(value));
+                    problems.add(format!("{id}: {name} is {value}, expected !Ref {target}"));
+                }
+            }
+        }
+        problems.assert_none("template.yaml's environment disagrees with Settings::from_env");
+    }
+
+    #[test]
+    fn event_bus_and_reports_bucket_exist() {
+        let template = template();
+        let mut problems = Problems::default();
+        let expected = [
+            (EVENT_BUS_LOGICAL_ID, "AWS::Events::EventBus"),
+            (REPORTS_BUCKET_LOGICAL_ID, "AWS::S3::Bucket"),
+        ];
+        for (id, resource_type) in expected {
+            if let Err(problem) = resource(&template, id, resource_type) {
+                problems.add(problem);
+            }
+        }
+        problems.assert_none("template.yaml lacks a resource aws_resources.rs names");
+    }
+
+    /// The HTTP API's routes live in its OpenAPI body and invoke functions by name (template.yaml
+    /// explains why). Each HttpApi event needs such a route, with its path and method, invoking its
+    /// function's `FunctionName`; otherwise SAM generates an integration that refers to the function,
+    /// and with PUBLIC_BASE_URL referring to the API that is a circular dependency.
+    #[test]
+    fn every_http_event_has_a_route_invoking_its_function_by_name() {
+        let template = template();
+        let paths = at(
+            required(resource(&template, HTTP_API, "AWS::Serverless::HttpApi")),
+            "Properties.DefinitionBody.paths",
+        );
+        let mut problems = Problems::default();
+        for (id, function) in resources_of_type(&template, SERVERLESS_FUNCTION) {
+            let name = prop(function, "FunctionName").and_then(|v| intrinsic(v, "Sub"));
+            for (event, props) in events_of_type(function, "HttpApi") {
+                let what = format!("{id} event {event}");
+                if props.get("ApiId").and_then(ref_target) != Some(HTTP_API) {
+                    problems.add(format!(
+                        "{what}: ApiId is {}, expected !Ref {HTTP_API}",
+                        show(props.get("ApiId"))
+                    ));
+                }
+                let (Some(path), Some(method)) =
+                    (text(props.get("Path")), text(props.get("Method")))
+                else {
+                    problems.add(format!("{what}: Path and Method must be literal strings"));
+                    continue;
+                };
+                let Some(name) = name.and_then(|name| text(Some(name))) else {
+                    problems.add(format!(
+                        "{what}: {id} needs FunctionName: !Sub \"${{AWS::StackName}}-<binary>\""
+                    ));
+                    continue;
+                };
+                let operation = match method.to_ascii_lowercase() {
+                    any if any == "any" => "x-amazon-apigateway-any-method".to_owned(),
+                    other => other,
+                };
+                let uri = paths
+                    .and_then(|p| p.get(path))
+                    .and_then(|p| p.get(operation.as_str()))
+                    .and_then(|op| op.get("x-amazon-apigateway-integration"))
+                    .and_then(|integration| integration.get("uri"));
+                let expected_end = format!(":function:{name}/invocations");
+                let invokes_function = uri
+                    .and_then(|uri| intrinsic(uri, "Sub"))
+                    .and_then(|uri| text(Some(uri)))
+                    .is_some_and(|uri| uri.ends_with(&expected_end));
+                if !invokes_function {
+                    problems.add(format!(
+                        "{what}: HttpApi's DefinitionBody has no {method} {path} route whose \
+                         integration uri is a !Sub ending in {expected_end:?}; it has {}",
+                        show(uri)
+                    ));
+                }
+            }
+        }
+        problems
+            .assert_none("template.yaml's HTTP routes disagree with the functions' HttpApi events");
+    }
+
+    // ------------------------------------------------------------------------ checks
+
+    fn check_table(template: &Value, spec: &TableSpec, problems: &mut Problems) {
+        let id = spec.logical_id;
+        let table = match resource(template, id, DYNAMODB_TABLE) {
+            Ok(table) => table,
+            Err(problem) => return problems.add(problem),
+        };
+
+        problems.check_eq(
+            &format!("{id} KeySchema"),
+            key_schema(prop(table, "KeySchema")),
+            key_pairs(spec.partition_key, spec.sort_key),
+        );
+
+        let defined: BTreeMap<&str, &str> = list(prop(table, "AttributeDefinitions"))
+            .iter()
+            .map(|def| {
+                (
+                    text_or_missing(def.get("AttributeName")),
+                    text_or_missing(def.get("AttributeType")),
+                )
+            })
+            .collect();
+        let mut key_attributes = vec![spec.partition_key, spec.sort_key];
+        for index in spec.indexes {
+            key_attributes.extend([index.partition_key, index.sort_key]);
+        }
+        let expected: BTreeMap<&str, &str> =
+            key_attributes.into_iter().map(|name| (name, "S")).collect();
+        problems.check_eq(
+            &format!("{id} AttributeDefinitions (name: type)"),
+            defined,
+            expected,
+        );
+
+        let indexes: BTreeMap<&str, (KeyPairs<'_>, &str)> =
+            list(prop(table, "GlobalSecondaryIndexes"))
+                .iter()
+                .map(|gsi| {
+                    let projection = text_or_missing(at(gsi, "Projection.ProjectionType"));
+                    (
+                        text_or_missing(gsi.get("IndexName")),
+                        (key_schema(gsi.get("KeySchema")), projection),
+                    )
+                })
+                .collect();
+        let expected: BTreeMap<&str, (KeyPairs<'_>, &str)> = spec
+            .indexes
+            .iter()
+            .map(|index| {
+                (
+                    index.name,
+                    (key_pairs(index.partition_key, index.sort_key), "ALL"),
+                )
+            })
+            .collect();
+        problems.check_eq(
+            &format!("{id} GlobalSecondaryIndexes (name: keys, projection)"),
+            indexes,
+            expected,
+        );
+
+        // A disabled TTL counts as none.
+        let ttl = prop(table, "TimeToLiveSpecification")
+            .filter(|ttl| boolean(ttl.get("Enabled")) == Some(true))
+            .map(|ttl| text_or_missing(ttl.get("AttributeName")));
+        problems.check_eq(
+            &format!("{id} enabled TimeToLiveSpecification attribute"),
+            ttl,
+            spec.ttl_attribute,
+        );
+    }
+
+    fn check_queue(template: &Value, spec: &QueueSpec, problems: &mut Problems) {
+        let (id, dlq_id) = (spec.logical_id, spec.dlq_logical_id);
+        match resource(template, id, SQS_QUEUE) {
+            Err(problem) => problems.add(problem),
+            Ok(queue) => {
+                let property = |path: &str| prop(queue, path);
+                problems.check_number(
+                    &format!("{id} VisibilityTimeout"),
+                    property("VisibilityTimeout"),
+                    spec.visibility_timeout_secs,
+                );
+                problems.check_number(
+                    &format!("{id} MessageRetentionPeriod"),
+                    property("MessageRetentionPeriod"),
+                    spec.retention_secs,
+                );
+                problems.check_number(
+                    &format!("{id} RedrivePolicy.maxReceiveCount"),
+                    property("RedrivePolicy.maxReceiveCount"),
+                    spec.max_receive_count,
+                );
+                let target = prop(queue, "RedrivePolicy.deadLetterTargetArn");
+                if target.and_then(get_att) != Some((dlq_id, "Arn")) {
+                    problems.add(format!(
+                        "{id} RedrivePolicy.deadLetterTargetArn: template has {}, expected !GetAtt {dlq_id}.Arn",
+                        show(target)
+                    ));
+                }
+            }
+        }
+        match resource(template, dlq_id, SQS_QUEUE) {
+            Err(problem) => problems.add(problem),
+            Ok(dlq) => problems.check_number(
+                &format!("{dlq_id} MessageRetentionPeriod"),
+                prop(dlq, "MessageRetentionPeriod"),
+                spec.dlq_retention_secs,
+            ),
+        }
+    }
+
+    /// The sender has exactly one SQS event for the lane, with the spec's batch size and partial
+    /// batch failure reporting.
+    fn check_lane_event(spec: &QueueSpec, events: &[(&str, &Value)], problems: &mut Problems) {
+        let id = spec.logical_id;
+        let for_lane: Vec<&Value> = events
+            .iter()
+            .filter(|(_, props)| props.get("Queue").and_then(get_att) == Some((id, "Arn")))
+            .map(|(_, props)| *props)
+            .collect();
+        let props = match for_lane.as_slice() {
+            [props] => *props,
+            other => {
+                let count = other.len();
+                return problems.add(format!(
+                    "SenderFunction has {count} SQS events for {id}, expected 1"
+                ));
+            }
+        };
+        problems.check_number(
+            &format!("SenderFunction's {id} event BatchSize"),
+            props.get("BatchSize"),
+            spec.batch_size,
+        );
+        let response_types: Vec<&str> = list(props.get("FunctionResponseTypes"))
+            .iter()
+            .map(|t| text_or_missing(Some(t)))
+            .collect();
+        if !response_types.contains(&"ReportBatchItemFailures") {
+            problems.add(format!(
+                "SenderFunction's {id} event FunctionResponseTypes is {response_types:?}, \
+                 it must include ReportBatchItemFailures"
+            ));
+        }
+    }
+
+    /// Lambda's guidance for SQS sources: visibility timeout at least six times the function's.
+    fn check_visibility_covers_sender(
+        template: &Value,
+        spec: &QueueSpec,
+        sender_timeout: Option<&Value>,
+        problems: &mut Problems,
+    ) {
+        let id = spec.logical_id;
+        let visibility = resource(template, id, SQS_QUEUE)
+            .ok()
+            .and_then(|queue| number(prop(queue, "VisibilityTimeout")));
+        if let (Some(visibility), Some(timeout)) = (visibility, number(sender_timeout))
+            && visibility < 6 * timeout
+        {
+            problems.add(format!(
+                "{id} VisibilityTimeout {visibility} s is less than 6 x SenderFunction Timeout ({timeout} s)"
+            ));
+        }
+    }
+
+    // ------------------------------------------------------------------------ reading the template
+
+    fn template() -> Value {
+        serde_norway::from_str(TEMPLATE).expect("template.yaml should parse as YAML")
+    }
+
+    /// `Resources.<id>`, provided it has type `resource_type`.
+    fn resource<'t>(
+        template: &'t Value,
+        id: &str,
+        resource_type: &str,
+    ) -> Result<&'t Value, String> {
+        let resource = at(template, "Resources").and_then(|resources| resources.get(id));
+        let Some(resource) = resource else {
+            return Err(format!(
+                "Resources.{id} is missing (expected a {resource_type})"
+            ));
+        };
+        match text(resource.get("Type")) {
+            Some(actual) if actual == resource_type => Ok(resource),
+            _ => Err(format!(
+                "{id} Type: template has {}, expected {resource_type}",
+                show(resource.get("Type"))
+            )),
+        }
+    }
+
+    fn required<'t>(resource: Result<&'t Value, String>) -> &'t Value {
+        resource.unwrap_or_else(|problem| panic!("template.yaml: {problem}"))
+    }
+
+    /// `(logical id, resource)` for every resource of the given type, in template order.
+    fn resources_of_type<'t>(
+        template: &'t Value,
+        resource_type: &str,
+    ) -> Vec<(&'t str, &'t Value)> {
+        let Some(resources) = at(template, "Resources").and_then(Value::as_mapping) else {
+            return Vec::new();
+        };
+        resources
+            .iter()
+            .filter(|(_, resource)| text(resource.get("Type")) == Some(resource_type))
+            .map(|(id, resource)| (text_or_missing(Some(id)), resource))
+            .collect()
+    }
+
+    /// `(event name, Properties)` for each of a function's events of the given type.
+    fn events_of_type<'t>(function: &'t Value, event_type: &str) -> Vec<(&'t str, &'t Value)> {
+        let Some(events) = prop(function, "Events").and_then(Value::as_mapping) else {
+            return Vec::new();
+        };
+        events
+            .iter()
+            .filter(|(_, event)| text(event.get("Type")) == Some(event_type))
+            .filter_map(|(name, event)| {
+                Some((text_or_missing(Some(name)), event.get("Properties")?))
+            })
+            .collect()
+    }
+
+    /// Follows dot-separated mapping keys.
+    fn at<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
+        path.split('.').try_fold(value, |value, key| value.get(key))
+    }
+
+    /// `Properties.<path>` of a resource.
+    fn prop<'v>(resource: &'v Value, path: &str) -> Option<&'v Value> {
+        at(resource.get("Properties")?, path)
+    }
+
+    /// A literal string; a tagged value such as `!Ref X` is not one.
+    fn text(value: Option<&Value>) -> Option<&str> {
+        match value? {
+            Value::String(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    fn text_or_missing(value: Option<&Value>) -> &str {
+        text(value).unwrap_or("<missing or not a literal string>")
+    }
+
+    /// A literal number; CloudFormation also takes numbers written as strings.
+    fn number(value: Option<&Value>) -> Option<u64> {
+        match value? {
+            Value::Number(number) => number.as_u64(),
+            Value::String(text) => text.parse().ok(),
+            _ => None,
+        }
+    }
+
+    fn boolean(value: Option<&Value>) -> Option<bool> {
+        match value? {
+            Value::Bool(flag) => Some(*flag),
+            Value::String(text) => text.parse().ok(),
+            _ => None,
+        }
+    }
+
+    fn list(value: Option<&Value>) -> &[Value] {
+        value
+            .and_then(Value::as_sequence)
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The argument of intrinsic function `name`: `!Ref x` / `Ref: x`, `!GetAtt x` / `Fn::GetAtt: x`.
+    fn intrinsic<'v>(value: &'v Value, name: &str) -> Option<&'v Value> {
+        match value {
+            Value::Tagged(tagged) if tagged.tag == name => Some(&tagged.value),
+            Value::Mapping(mapping) if mapping.len() == 1 => {
+                let long_name = if name == "Ref" {
+                    name.to_owned()
+                } else {
+                    format!("Fn::{name}")
+                };
+                mapping.get(long_name.as_str())
+            }
+            _ => None,
+        }
+    }
+
+    fn ref_target(value: &Value) -> Option<&str> {
+        text(intrinsic(value, "Ref"))
+    }
+
+    /// `(logical id, attribute)` of a `GetAtt`, in either the `X.Arn` or the `[X, Arn]` form.
+    fn get_att(value: &Value) -> Option<(&str, &str)> {
+        match intrinsic(value, "GetAtt")? {
+            Value::String(text) => text.split_once('.'),
+            Value::Sequence(parts) => match parts.as_slice() {
+                [Value::String(id), Value::String(attribute)] => Some((id, attribute)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    type KeyPairs<'a> = Vec<(&'a str, &'a str)>;
+
+    /// A `KeySchema` as `(attribute, HASH | RANGE)` pairs, in template order.
+    fn key_schema(schema: Option<&Value>) -> KeyPairs<'_> {
+        list(schema)
+            .iter()
+            .map(|key| {
+                (
+                    text_or_missing(key.get("AttributeName")),
+                    text_or_missing(key.get("KeyType")),
+                )
+            })
+            .collect()
+    }
+
+    fn key_pairs<'a>(partition_key: &'a str, sort_key: &'a str) -> KeyPairs<'a> {
+        vec![(partition_key, "HASH"), (sort_key, "RANGE")]
+    }
+
+    /// A value as YAML on one line, for messages.
+    fn show(value: Option<&Value>) -> String {
+        match value.map(serde_norway::to_string) {
+            None => "nothing".to_owned(),
+            Some(Ok(yaml)) => yaml.trim_end().replace('\n', " "),
+            Some(Err(error)) => format!("<unprintable: {error}>"),
+        }
+    }
+
+    /// Every disagreement found, one line each; a test fails listing all of them.
+    #[derive(Default)]
+    struct Problems(Vec<String>);
+
+    impl Problems {
+        fn add(&mut self, problem: String) {
+            self.0.push(problem);
+        }
+
+        fn check_eq<T: PartialEq + Debug>(&mut self, what: &str, template: T, expected: T) {
+            if template != expected {
+                self.add(format!(
+                    "{what}: template has {template:?}, expected {expected:?}"
+                ));
+            }
+        }
+
+        fn check_number(&mut self, what: &str, template: Option<&Value>, expected: u32) {
+            if number(template) != Some(u64::from(expected)) {
+                self.add(format!(
+                    "{what}: template has {}, expected {expected}",
+                    show(template)
+                ));
+            }
+        }
+
+        fn assert_none(self, headline: &str) {
+            assert!(
+                self.0.is_empty(),
+                "{headline}:\n  - {}",
+                self.0.join("\n  - ")
+            );
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Deployment settings: resource names, the Twilio account, the public base URL. On Lambda they
+//! come from the environment `template.yaml` sets; the local stack and tests build them directly.
+
+use url::Url;
+
+use crate::aws_resources::{QueueSpec, TableSpec};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is not a valid URL: {source}")]
+    BadUrl { name: &'static str, source: url::ParseError },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableNames {
+    pub clinics: String,
+    pub messages: String,
+    pub counters: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueUrls {
+    pub interactive: String,
+    pub scheduled: String,
+    pub bulk: String,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct TwilioSettings {
+    /// `https://api.twilio.com` in production; the simulator's address locally.
+    pub api_base: Url,
+    pub account_sid: String,
+    pub auth_token: String,
+}
+
+impl std::fmt::Debug for TwilioSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwilioSettings")
+            .field("api_base", &self.api_base.as_str())
+            .field("account_sid", &self.account_sid)
+            .field("auth_token", &"<redacted>")
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub tables: TableNames,
+    pub queues: QueueUrls,
+    pub event_bus: String,
+    pub reports_bucket: String,
+    pub twilio: TwilioSettings,
+    /// The base URL Twilio reaches our webhooks at (scheme, host, optional port, no trailing
+    /// slash); signatures are checked against it, never against what the request claims.
+    pub public_base_url: Url,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            tables: TableNames {
+                clinics: var("CLINICS_TABLE")?,
+                messages: var("MESSAGES_TABLE")?,
+                counters: var("COUNTERS_TABLE")?,
+            },
+            queues: QueueUrls {
+                interactive: var("INTERACTIVE_QUEUE_URL")?,
+                scheduled: var("SCHEDULED_QUEUE_URL")?,
+                bulk: var("BULK_QUEUE_URL")?,
+            },
+            event_bus: var("EVENT_BUS_NAME")?,
+            reports_bucket: var("REPORTS_BUCKET")?,
+            twilio: TwilioSettings {
+                api_base: url_var("TWILIO_API_BASE").or_else(|e| match e {
+                    ConfigError::Missing(_) => Ok(default_twilio_api_base()),
+                    other => Err(other),
+                })?,
+                account_sid: var("TWILIO_ACCOUNT_SID")?,
+                auth_token: var("TWILIO_AUTH_TOKEN")?,
+            },
+            public_base_url: url_var("PUBLIC_BASE_URL")?,
+        })
+    }
+
+    /// Names used by the local stack for a given resource prefix.
+    pub fn table_name(prefix: &str, spec: &TableSpec) -> String {
+        format!("{prefix}-{}", spec.suffix)
+    }
+
+    pub fn queue_name(prefix: &str, spec: &QueueSpec) -> String {
+        format!("{prefix}-{}", spec.suffix)
+    }
+
+    pub fn dlq_name(prefix: &str, spec: &QueueSpec) -> String {
+        format!("{prefix}-{}-dlq", spec.suffix)
+    }
+
+    /// The full URL of a webhook route, e.g. `/twilio/status`.
+    pub fn webhook_url(&self, path: &str) -> String {
+        format!("{}{}", self.public_base_url.as_str().trim_end_matches('/'), path)
+    }
+}
+
+pub fn default_twilio_api_base() -> Url {
+    // A literal that always parses.
+    Url::parse("https://api.twilio.com").unwrap_or_else(|_| unreachable!("valid literal URL"))
+}
+
+fn var(name: &'static str) -> Result<String, ConfigError> {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(name))
+}
+
+fn url_var(name: &'static str) -> Result<Url, ConfigError> {
+    Url::parse(&var(name)?).map_err(|source| ConfigError::BadUrl { name, source })
+}

@@ -1,0 +1,118 @@
+//! Identifiers. Messages use ULIDs, so ids sort by creation time and views can page by id.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use ulid::Ulid;
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn new(value: impl Into<String>) -> Self {
+                Self(value.into())
+            }
+
+            /// A fresh, time-ordered id.
+            pub fn generate() -> Self {
+                Self(Ulid::new().to_string().to_ascii_lowercase())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// A clinic (tenant).
+    ClinicId
+);
+string_id!(
+    /// A Twilio sender configured for a clinic.
+    ConnectionId
+);
+string_id!(
+    /// A clinic user; API keys belong to one.
+    UserId
+);
+
+/// A message id: a ULID, shown and accepted in its canonical 26-character form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MessageId(Ulid);
+
+impl MessageId {
+    pub fn generate() -> Self {
+        Self(Ulid::new())
+    }
+
+    pub fn from_ulid(ulid: Ulid) -> Self {
+        Self(ulid)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a message id (expected a 26-character ULID)")]
+pub struct BadMessageId;
+
+impl FromStr for MessageId {
+    type Err = BadMessageId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ulid::from_string(s).map(Self).map_err(|_| BadMessageId)
+    }
+}
+
+impl TryFrom<String> for MessageId {
+    type Error = BadMessageId;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value.parse()
+    }
+}
+
+impl From<MessageId> for String {
+    fn from(value: MessageId) -> Self {
+        value.0.to_string()
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_round_trip_and_reject_garbage() {
+        let id = MessageId::generate();
+        assert_eq!(id.to_string().parse::<MessageId>(), Ok(id));
+        assert_eq!("not-an-id".parse::<MessageId>(), Err(BadMessageId));
+        assert_eq!("".parse::<MessageId>(), Err(BadMessageId));
+    }
+
+    #[test]
+    fn message_ids_sort_by_creation() {
+        let first = MessageId::from_ulid(Ulid::from_parts(1_000, 5));
+        let second = MessageId::from_ulid(Ulid::from_parts(2_000, 1));
+        assert!(first < second);
+        assert!(first.to_string() < second.to_string());
+    }
+}

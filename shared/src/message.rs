@@ -1,0 +1,465 @@
+//! A text message and its history, with the pure rules that move it through its states.
+//! Stores persist what these functions return; they decide nothing themselves.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ClinicId, ConnectionId, MessageId, UserId};
+use crate::message_status::MessageStatus;
+use crate::phone::E164;
+use crate::twilio::status::to_message_status;
+
+/// Twilio's limit for one message body, in characters.
+pub const MAX_BODY_CHARS: usize = 1600;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    #[error("the message body is empty")]
+    Empty,
+    #[error("the message body has {0} characters; at most {MAX_BODY_CHARS} can be sent")]
+    TooLong(usize),
+}
+
+/// A message body that Twilio will accept: not blank, at most 1,600 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MessageBody(String);
+
+impl MessageBody {
+    pub fn parse(text: &str) -> Result<Self, BodyError> {
+        if text.trim().is_empty() {
+            return Err(BodyError::Empty);
+        }
+        let chars = text.chars().count();
+        if chars > MAX_BODY_CHARS {
+            return Err(BodyError::TooLong(chars));
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The SQS lane a message is sent through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lane {
+    /// Conversations, manual sends, test texts.
+    Interactive,
+    /// Reminders and texts scheduled for later.
+    Scheduled,
+    /// Mass alerts.
+    Bulk,
+}
+
+/// Who wrote a history entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Actor {
+    Api,
+    Sender,
+    Twilio,
+}
+
+/// The failure shown on a message: a Twilio error code, with Twilio's own text when it gave one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub code: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub twilio_message: Option<String>,
+}
+
+/// One line of a message's history: a change of state, or a callback that changed nothing
+/// (a duplicate is not written twice; an older attempt's or a late one is kept with `applied: false`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub at: DateTime<Utc>,
+    pub actor: Actor,
+    pub attempt: u32,
+    /// Our status after this entry (for callbacks, the status the callback maps to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<MessageStatus>,
+    /// Twilio's own status word, for callbacks and Twilio's answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub twilio_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub twilio_sid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<u32>,
+    /// The carrier's delivery-report time (`YYMMDDhhmm`), when Twilio passes it on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_dlr_done_date: Option<String>,
+    /// Whether the entry changed the message's current state.
+    pub applied: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: MessageId,
+    pub clinic_id: ClinicId,
+    pub to: E164,
+    pub body: MessageBody,
+    pub connection_id: ConnectionId,
+    pub lane: Lane,
+    pub status: MessageStatus,
+    /// Bumped by every write; each write is conditional on the version it read.
+    pub version: u64,
+    /// 0 until the first send; each claim for sending starts a new attempt.
+    pub attempt: u32,
+    /// The Twilio SID of the current attempt.
+    #[serde(default)]
+    pub twilio_sid: Option<String>,
+    /// While `sending`: until when the claiming sender owns the attempt.
+    #[serde(default)]
+    pub lease_until: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub failure: Option<Failure>,
+    #[serde(default)]
+    pub created_by: Option<UserId>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+}
+
+/// A status callback from Twilio, already verified and parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusCallback {
+    pub message_sid: String,
+    pub message_status: String,
+    pub error_code: Option<u32>,
+    pub raw_dlr_done_date: Option<String>,
+    /// The attempt named in the callback URL we gave Twilio.
+    pub attempt: Option<u32>,
+}
+
+/// Why a transition was not made. Nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("message is {0}, not {1}")]
+    WrongStatus(MessageStatus, MessageStatus),
+    #[error("attempt {found} is current, not {expected}")]
+    StaleAttempt { expected: u32, found: u32 },
+    #[error("callback already recorded")]
+    DuplicateCallback,
+}
+
+impl Message {
+    /// A new outbound text, queued for sending.
+    pub fn new_outbound(
+        clinic_id: ClinicId,
+        to: E164,
+        body: MessageBody,
+        connection_id: ConnectionId,
+        lane: Lane,
+        created_by: Option<UserId>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: MessageId::generate(),
+            clinic_id,
+            to,
+            body,
+            connection_id,
+            lane,
+            status: MessageStatus::Queued,
+            version: 1,
+            attempt: 0,
+            twilio_sid: None,
+            lease_until: None,
+            failure: None,
+            created_by,
+            created_at: now,
+            updated_at: now,
+            history: vec![HistoryEntry::ours(now, Actor::Api, 0, MessageStatus::Queued)],
+        }
+    }
+
+    /// `queued → sending`: the caller owns a new attempt until `now + lease`.
+    pub fn claim(&self, now: DateTime<Utc>, lease: TimeDelta) -> Result<Self, Refused> {
+        self.require(MessageStatus::Queued)?;
+        let mut next = self.moved(MessageStatus::Sending, now);
+        next.attempt += 1;
+        next.twilio_sid = None;
+        next.lease_until = Some(now + lease);
+        next.history.push(HistoryEntry::ours(now, Actor::Sender, next.attempt, MessageStatus::Sending));
+        Ok(next)
+    }
+
+    /// Twilio accepted the attempt (`sending → submitted`). If a callback already moved the
+    /// attempt further, only the SID is confirmed.
+    pub fn accepted(&self, attempt: u32, sid: &str, twilio_status: &str, now: DateTime<Utc>) -> Result<Self, Refused> {
+        self.require_attempt(attempt)?;
+        let mut next = self.clone();
+        if self.status == MessageStatus::Sending {
+            next = self.moved(MessageStatus::Submitted, now);
+        } else if self.twilio_sid.as_deref() != Some(sid) {
+            return Err(Refused::WrongStatus(self.status, MessageStatus::Sending));
+        }
+        next.twilio_sid = Some(sid.to_owned());
+        next.lease_until = None;
+        let mut entry = HistoryEntry::ours(now, Actor::Sender, attempt, next.status);
+        entry.twilio_status = Some(twilio_status.to_owned());
+        entry.twilio_sid = Some(sid.to_owned());
+        entry.applied = self.status == MessageStatus::Sending;
+        next.history.push(entry);
+        next.updated_at = now;
+        Ok(next)
+    }
+
+    /// Twilio refused the attempt for good (`sending → failed`).
+    pub fn refused_by_twilio(&self, attempt: u32, failure: Failure, now: DateTime<Utc>) -> Result<Self, Refused> {
+        self.require_attempt(attempt)?;
+        self.require(MessageStatus::Sending)?;
+        let mut next = self.moved(MessageStatus::Failed, now);
+        next.lease_until = None;
+        let mut entry = HistoryEntry::ours(now, Actor::Sender, attempt, MessageStatus::Failed);
+        entry.error_code = Some(failure.code);
+        next.failure = Some(failure);
+        next.history.push(entry);
+        Ok(next)
+    }
+
+    /// Twilio certainly did not take the attempt (e.g. 429): back to `queued` for a retry.
+    pub fn released_for_retry(&self, attempt: u32, note: String, now: DateTime<Utc>) -> Result<Self, Refused> {
+        self.require_attempt(attempt)?;
+        self.require(MessageStatus::Sending)?;
+        let mut next = self.moved(MessageStatus::Queued, now);
+        next.lease_until = None;
+        let mut entry = HistoryEntry::ours(now, Actor::Sender, attempt, MessageStatus::Queued);
+        entry.note = Some(note);
+        next.history.push(entry);
+        Ok(next)
+    }
+
+    /// Applies a status callback. The message moves only forward and only for its current
+    /// attempt; anything else is kept in the history. A callback seen before is refused.
+    pub fn with_callback(&self, callback: &StatusCallback, now: DateTime<Utc>) -> Result<Self, Refused> {
+        let seen = self.history.iter().any(|h| {
+            h.actor == Actor::Twilio
+                && h.twilio_sid.as_deref() == Some(callback.message_sid.as_str())
+                && h.twilio_status.as_deref() == Some(callback.message_status.as_str())
+                && h.error_code == callback.error_code
+        });
+        if seen {
+            return Err(Refused::DuplicateCallback);
+        }
+        let mapped = to_message_status(&callback.message_status);
+        let current_attempt = match self.twilio_sid.as_deref() {
+            Some(sid) => sid == callback.message_sid,
+            // Twilio can call back before the sender has written the SID: the URL names the attempt.
+            None => self.status == MessageStatus::Sending && callback.attempt == Some(self.attempt),
+        };
+        let advances = current_attempt
+            && mapped.is_some_and(|to| self.status.can_become(to) && to != MessageStatus::Queued);
+        let mut next = self.clone();
+        let mut entry = HistoryEntry {
+            at: now,
+            actor: Actor::Twilio,
+            attempt: callback.attempt.unwrap_or(self.attempt),
+            status: mapped,
+            twilio_status: Some(callback.message_status.clone()),
+            twilio_sid: Some(callback.message_sid.clone()),
+            error_code: callback.error_code,
+            raw_dlr_done_date: callback.raw_dlr_done_date.clone(),
+            applied: advances,
+            note: None,
+        };
+        if advances && let Some(to) = mapped {
+            next = self.moved(to, now);
+            next.twilio_sid = Some(callback.message_sid.clone());
+            next.lease_until = None;
+            if let Some(code) = callback.error_code {
+                next.failure = Some(Failure { code, twilio_message: None });
+            }
+        } else if !current_attempt {
+            entry.note = Some("callback for an earlier attempt".to_owned());
+        }
+        next.history.push(entry);
+        next.version = self.version + 1;
+        next.updated_at = now;
+        Ok(next)
+    }
+
+    fn require(&self, status: MessageStatus) -> Result<(), Refused> {
+        if self.status == status { Ok(()) } else { Err(Refused::WrongStatus(self.status, status)) }
+    }
+
+    fn require_attempt(&self, attempt: u32) -> Result<(), Refused> {
+        if self.attempt == attempt {
+            Ok(())
+        } else {
+            Err(Refused::StaleAttempt { expected: attempt, found: self.attempt })
+        }
+    }
+
+    fn moved(&self, to: MessageStatus, now: DateTime<Utc>) -> Self {
+        debug_assert!(self.status.can_become(to), "{} → {to}", self.status);
+        let mut next = self.clone();
+        next.status = to;
+        next.version = self.version + 1;
+        next.updated_at = now;
+        next
+    }
+}
+
+impl HistoryEntry {
+    fn ours(at: DateTime<Utc>, actor: Actor, attempt: u32, status: MessageStatus) -> Self {
+        Self {
+            at,
+            actor,
+            attempt,
+            status: Some(status),
+            twilio_status: None,
+            twilio_sid: None,
+            error_code: None,
+            raw_dlr_done_date: None,
+            applied: true,
+            note: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use MessageStatus::*;
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default()
+    }
+
+    fn queued() -> Message {
+        let to = E164::parse("+14155550123", None).ok();
+        let body = MessageBody::parse("Your appointment is tomorrow at 9:00").ok();
+        let (Some(to), Some(body)) = (to, body) else { panic!("valid fixtures") };
+        Message::new_outbound(ClinicId::new("c1"), to, body, ConnectionId::new("k1"), Lane::Interactive, None, t0())
+    }
+
+    fn submitted(sid: &str) -> Message {
+        let claimed = queued().claim(t0(), TimeDelta::seconds(60)).ok();
+        claimed.and_then(|m| m.accepted(1, sid, "queued", t0()).ok()).unwrap_or_else(|| panic!("submits"))
+    }
+
+    fn callback(sid: &str, status: &str, code: Option<u32>) -> StatusCallback {
+        StatusCallback {
+            message_sid: sid.to_owned(),
+            message_status: status.to_owned(),
+            error_code: code,
+            raw_dlr_done_date: None,
+            attempt: Some(1),
+        }
+    }
+
+    fn apply(m: &Message, cbs: &[StatusCallback]) -> Message {
+        cbs.iter().fold(m.clone(), |m, cb| m.with_callback(cb, t0()).unwrap_or(m))
+    }
+
+    #[test]
+    fn body_rules() {
+        assert_eq!(MessageBody::parse(""), Err(BodyError::Empty));
+        assert_eq!(MessageBody::parse(" \n "), Err(BodyError::Empty));
+        assert!(MessageBody::parse(&"é".repeat(1600)).is_ok());
+        assert_eq!(MessageBody::parse(&"a".repeat(1601)), Err(BodyError::TooLong(1601)));
+    }
+
+    #[test]
+    fn claim_starts_an_attempt_once() {
+        let m = queued();
+        let claimed = m.claim(t0(), TimeDelta::seconds(45)).ok();
+        let Some(claimed) = claimed else { panic!("claims") };
+        assert_eq!((claimed.status, claimed.attempt, claimed.version), (Sending, 1, 2));
+        assert_eq!(claimed.lease_until, Some(t0() + TimeDelta::seconds(45)));
+        assert_eq!(claimed.claim(t0(), TimeDelta::seconds(45)), Err(Refused::WrongStatus(Sending, Queued)));
+    }
+
+    #[test]
+    fn delivered_in_any_order_ends_delivered() {
+        let m = submitted("SM1");
+        let sent = callback("SM1", "sent", None);
+        let delivered = callback("SM1", "delivered", None);
+        let orders = [
+            vec![sent.clone(), delivered.clone()],
+            vec![delivered.clone(), sent.clone()],
+            vec![sent.clone(), sent.clone(), delivered.clone(), delivered.clone()],
+            vec![delivered.clone(), delivered.clone(), sent.clone(), sent.clone()],
+        ];
+        for order in orders {
+            let end = apply(&m, &order);
+            assert_eq!(end.status, Delivered, "{order:?}");
+            let from_twilio = end.history.iter().filter(|h| h.actor == Actor::Twilio).count();
+            assert_eq!(from_twilio, 2, "each callback recorded once: {order:?}");
+        }
+    }
+
+    #[test]
+    fn duplicates_are_refused() {
+        let m = submitted("SM1");
+        let cb = callback("SM1", "sent", None);
+        let Ok(once) = m.with_callback(&cb, t0()) else { panic!("applies") };
+        assert_eq!(once.with_callback(&cb, t0()), Err(Refused::DuplicateCallback));
+    }
+
+    #[test]
+    fn undelivered_keeps_its_code_and_later_callbacks_do_not_erase_it() {
+        let m = submitted("SM1");
+        let end = apply(&m, &[callback("SM1", "undelivered", Some(30003)), callback("SM1", "sent", None)]);
+        assert_eq!(end.status, Undelivered);
+        assert_eq!(end.failure.map(|f| f.code), Some(30003));
+    }
+
+    #[test]
+    fn failed_after_accepting() {
+        let end = apply(&submitted("SM1"), &[callback("SM1", "failed", Some(30007))]);
+        assert_eq!(end.status, Failed);
+        assert_eq!(end.failure.map(|f| f.code), Some(30007));
+    }
+
+    #[test]
+    fn an_older_attempts_callback_goes_into_history_only() {
+        let m = submitted("SM2");
+        let mut old = callback("SM1", "delivered", None);
+        old.attempt = Some(0);
+        let Ok(end) = m.with_callback(&old, t0()) else { panic!("recorded") };
+        assert_eq!(end.status, Submitted);
+        assert_eq!(end.twilio_sid.as_deref(), Some("SM2"));
+        let last = end.history.last().map(|h| (h.applied, h.twilio_sid.clone()));
+        assert_eq!(last, Some((false, Some("SM1".to_owned()))));
+    }
+
+    #[test]
+    fn a_callback_that_beats_the_senders_write_is_adopted() {
+        let Ok(sending) = queued().claim(t0(), TimeDelta::seconds(60)) else { panic!("claims") };
+        let Ok(after_cb) = sending.with_callback(&callback("SM9", "sent", None), t0()) else { panic!("applies") };
+        assert_eq!((after_cb.status, after_cb.twilio_sid.as_deref()), (Sent, Some("SM9")));
+        // The sender's own write then only confirms the SID, without moving the status back.
+        let Ok(confirmed) = after_cb.accepted(1, "SM9", "queued", t0()) else { panic!("confirms") };
+        assert_eq!(confirmed.status, Sent);
+        assert!(after_cb.accepted(1, "SMother", "queued", t0()).is_err());
+    }
+
+    #[test]
+    fn unknown_twilio_status_is_history_only() {
+        let end = apply(&submitted("SM1"), &[callback("SM1", "canceled", None)]);
+        assert_eq!(end.status, Submitted);
+        assert_eq!(end.history.last().map(|h| h.applied), Some(false));
+    }
+
+    #[test]
+    fn refusal_and_retry_release() {
+        let Ok(sending) = queued().claim(t0(), TimeDelta::seconds(60)) else { panic!("claims") };
+        let failure = Failure { code: 21211, twilio_message: Some("invalid".into()) };
+        let Ok(failed) = sending.refused_by_twilio(1, failure, t0()) else { panic!("fails") };
+        assert_eq!((failed.status, failed.failure.as_ref().map(|f| f.code)), (Failed, Some(21211)));
+        let Ok(released) = sending.released_for_retry(1, "429".into(), t0()) else { panic!("releases") };
+        assert_eq!(released.status, Queued);
+        assert_eq!(
+            sending.released_for_retry(2, "x".into(), t0()),
+            Err(Refused::StaleAttempt { expected: 2, found: 1 })
+        );
+    }
+}

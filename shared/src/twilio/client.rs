@@ -1,0 +1,147 @@
+//! The Twilio Messages API over HTTPS: form-encoded PascalCase fields, Basic auth, JSON answers.
+//! Errors are sorted by what they mean for a retry: Twilio never saw the request, Twilio
+//! refused it, or we cannot know whether Twilio created the message.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::TwilioSettings;
+use crate::phone::E164;
+
+/// Who a text is sent from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
+pub enum SenderId {
+    /// A Twilio number (E.164).
+    Number(E164),
+    /// A Messaging Service SID (`MG…`); Twilio picks a number from its pool.
+    MessagingService(String),
+}
+
+pub struct NewMessage<'a> {
+    pub to: &'a E164,
+    pub sender: &'a SenderId,
+    pub body: &'a str,
+    pub status_callback: &'a str,
+}
+
+/// Twilio's answer to a create, as far as we use it. Every field is optional in Twilio's schema.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CreatedMessage {
+    pub sid: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub num_segments: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TwilioError {
+    /// Twilio answered with an error: the request was processed and refused.
+    #[error("Twilio refused the message: HTTP {http_status}, code {code}: {message}")]
+    Refused { http_status: u16, code: u32, message: String },
+    /// 429 / 20429: not processed, always safe to retry after a pause.
+    #[error("Twilio asked us to slow down")]
+    Throttled { retry_after: Option<Duration> },
+    /// The connection failed before the request was sent: safe to retry.
+    #[error("could not reach Twilio: {0}")]
+    Unreachable(String),
+    /// A 5xx, a timeout, or a connection lost after the request was written: Twilio may or may
+    /// not have created the message.
+    #[error("the outcome at Twilio is unknown: {0}")]
+    Ambiguous(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct TwilioClient {
+    http: reqwest::Client,
+    settings: TwilioSettings,
+}
+
+/// Twilio's error body; newer APIs use a problem-details shape with the same `code`.
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    code: Option<u32>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    detail: Option<String>,
+    #[serde(default)]
+    title: Option<String>,
+}
+
+impl TwilioClient {
+    /// `timeout` bounds a whole request; the sender's lease must outlast it.
+    pub fn new(settings: TwilioSettings, timeout: Duration) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .build()?;
+        Ok(Self { http, settings })
+    }
+
+    pub fn account_sid(&self) -> &str {
+        &self.settings.account_sid
+    }
+
+    pub async fn create_message(&self, message: &NewMessage<'_>) -> Result<CreatedMessage, TwilioError> {
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/Messages.json",
+            self.settings.api_base.as_str().trim_end_matches('/'),
+            self.settings.account_sid
+        );
+        let sender = match message.sender {
+            SenderId::Number(number) => ("From", number.as_str()),
+            SenderId::MessagingService(sid) => ("MessagingServiceSid", sid.as_str()),
+        };
+        let form = [
+            ("To", message.to.as_str()),
+            sender,
+            ("Body", message.body),
+            ("StatusCallback", message.status_callback),
+        ];
+        let response = self
+            .http
+            .post(url)
+            .basic_auth(&self.settings.account_sid, Some(&self.settings.auth_token))
+            .form(&form)
+            .send()
+            .await
+            .map_err(classify_transport_error)?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let bytes = response.bytes().await.map_err(|e| TwilioError::Ambiguous(e.to_string()))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| TwilioError::Ambiguous(format!("unreadable answer to a {status}: {e}")));
+        }
+        if status.is_server_error() {
+            return Err(TwilioError::Ambiguous(format!("HTTP {status}")));
+        }
+        let body: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
+        let code = body.as_ref().and_then(|b| b.code).unwrap_or(u32::from(status.as_u16()));
+        if status == reqwest::StatusCode::TOO_MANY_REQUESTS || code == 20429 {
+            return Err(TwilioError::Throttled { retry_after });
+        }
+        let message = body
+            .and_then(|b| b.message.or(b.detail).or(b.title))
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
+        Err(TwilioError::Refused { http_status: status.as_u16(), code, message })
+    }
+}
+
+fn classify_transport_error(error: reqwest::Error) -> TwilioError {
+    // A refused or failed connection means no request bytes reached Twilio.
+    if error.is_connect() && !error.is_timeout() {
+        TwilioError::Unreachable(error.to_string())
+    } else {
+        TwilioError::Ambiguous(error.to_string())
+    }
+}

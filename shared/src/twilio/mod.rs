@@ -1,0 +1,6 @@
+//! Twilio: the REST client, the status vocabulary, webhook signatures and the error catalogue.
+
+pub mod client;
+pub mod error_catalogue;
+pub mod signature;
+pub mod status;
