@@ -34,8 +34,9 @@ pub struct QueueSpec {
     pub suffix: &'static str,
     /// At least six times the consuming function's timeout (Lambda's guidance for SQS sources).
     pub visibility_timeout_secs: u32,
-    /// Receives before SQS moves a message to the DLQ. Waiting and retries are counted in
-    /// DynamoDB, not here, so this only catches jobs that cannot be processed at all.
+    /// Receives before SQS moves a message to the DLQ. Every wait (rate-limit slot, quiet hours,
+    /// back-off) is a receive; attempts are counted in DynamoDB (`retry_policy::MAX_ATTEMPTS`),
+    /// so this is set well above them and only catches jobs that cannot be processed at all.
     pub max_receive_count: u32,
     pub retention_secs: u32,
     pub dlq_retention_secs: u32,
@@ -45,11 +46,7 @@ pub struct QueueSpec {
 
 /// The one generic index on `clinics` and `messages`: each item type chooses what its
 /// `gsi1pk`/`gsi1sk` hold (docs/data-model.md lists them), so new access patterns need no new index.
-pub const GSI1: IndexSpec = IndexSpec {
-    name: "gsi1",
-    partition_key: "gsi1pk",
-    sort_key: "gsi1sk",
-};
+pub const GSI1: IndexSpec = IndexSpec { name: "gsi1", partition_key: "gsi1pk", sort_key: "gsi1sk" };
 
 pub const CLINICS_TABLE: TableSpec = TableSpec {
     logical_id: "ClinicsTable",
@@ -84,7 +81,6 @@ pub const TABLES: [TableSpec; 3] = [CLINICS_TABLE, MESSAGES_TABLE, COUNTERS_TABL
 pub const SENDER_TIMEOUT_SECS: u32 = 30;
 
 const LANE_VISIBILITY_SECS: u32 = 6 * SENDER_TIMEOUT_SECS;
-const FOUR_DAYS: u32 = 4 * 24 * 3600;
 const FOURTEEN_DAYS: u32 = 14 * 24 * 3600;
 
 pub const INTERACTIVE_QUEUE: QueueSpec = QueueSpec {
@@ -92,8 +88,8 @@ pub const INTERACTIVE_QUEUE: QueueSpec = QueueSpec {
     dlq_logical_id: "InteractiveDlq",
     suffix: "interactive",
     visibility_timeout_secs: LANE_VISIBILITY_SECS,
-    max_receive_count: 5,
-    retention_secs: FOUR_DAYS,
+    max_receive_count: 20,
+    retention_secs: FOURTEEN_DAYS,
     dlq_retention_secs: FOURTEEN_DAYS,
     batch_size: 10,
 };
@@ -105,12 +101,8 @@ pub const SCHEDULED_QUEUE: QueueSpec = QueueSpec {
     ..INTERACTIVE_QUEUE
 };
 
-pub const BULK_QUEUE: QueueSpec = QueueSpec {
-    logical_id: "BulkQueue",
-    dlq_logical_id: "BulkDlq",
-    suffix: "bulk",
-    ..INTERACTIVE_QUEUE
-};
+pub const BULK_QUEUE: QueueSpec =
+    QueueSpec { logical_id: "BulkQueue", dlq_logical_id: "BulkDlq", suffix: "bulk", ..INTERACTIVE_QUEUE };
 
 pub const QUEUES: [QueueSpec; 3] = [INTERACTIVE_QUEUE, SCHEDULED_QUEUE, BULK_QUEUE];
 
@@ -219,23 +211,15 @@ mod tests {
         let template = template();
         let globals = at(&template, "Globals.Function.Environment.Variables");
         let functions = resources_of_type(&template, SERVERLESS_FUNCTION);
-        assert!(
-            !functions.is_empty(),
-            "template.yaml has no {SERVERLESS_FUNCTION}"
-        );
+        assert!(!functions.is_empty(), "template.yaml has no {SERVERLESS_FUNCTION}");
 
         let mut problems = Problems::default();
         for (id, function) in functions {
             let own = prop(function, "Environment.Variables");
-            let variable = |name: &str| {
-                own.and_then(|v| v.get(name))
-                    .or_else(|| globals.and_then(|v| v.get(name)))
-            };
+            let variable = |name: &str| own.and_then(|v| v.get(name)).or_else(|| globals.and_then(|v| v.get(name)));
             for name in SETTINGS_ENV_VARS {
                 if variable(name).is_none() {
-                    problems.add(format!(
-                        "{id} does not get {name} (neither Globals nor its own)"
-                    ));
+                    problems.add(format!("{id} does not get {name} (neither Globals nor its own)"));
                 }
             }
             for (name, target) in RESOURCE_ENV_VARS {
@@ -254,10 +238,8 @@ mod tests {
     fn event_bus_and_reports_bucket_exist() {
         let template = template();
         let mut problems = Problems::default();
-        let expected = [
-            (EVENT_BUS_LOGICAL_ID, "AWS::Events::EventBus"),
-            (REPORTS_BUCKET_LOGICAL_ID, "AWS::S3::Bucket"),
-        ];
+        let expected =
+            [(EVENT_BUS_LOGICAL_ID, "AWS::Events::EventBus"), (REPORTS_BUCKET_LOGICAL_ID, "AWS::S3::Bucket")];
         for (id, resource_type) in expected {
             if let Err(problem) = resource(&template, id, resource_type) {
                 problems.add(problem);
@@ -269,62 +251,21 @@ mod tests {
     /// The HTTP API's routes live in its OpenAPI body and invoke functions by name (template.yaml
     /// explains why). Each HttpApi event needs such a route, with its path and method, invoking its
     /// function's `FunctionName`; otherwise SAM generates an integration that refers to the function,
-    /// and with PUBLIC_BASE_URL referring to the API that is a circular dependency.
+    /// and with `PUBLIC_BASE_URL` referring to the API that is a circular dependency.
     #[test]
     fn every_http_event_has_a_route_invoking_its_function_by_name() {
         let template = template();
-        let paths = at(
-            required(resource(&template, HTTP_API, "AWS::Serverless::HttpApi")),
-            "Properties.DefinitionBody.paths",
-        );
+        let api = required(resource(&template, HTTP_API, "AWS::Serverless::HttpApi"));
+        let paths = prop(api, "DefinitionBody.paths");
         let mut problems = Problems::default();
         for (id, function) in resources_of_type(&template, SERVERLESS_FUNCTION) {
-            let name = prop(function, "FunctionName").and_then(|v| intrinsic(v, "Sub"));
+            let name = prop(function, "FunctionName").and_then(sub_text);
             for (event, props) in events_of_type(function, "HttpApi") {
                 let what = format!("{id} event {event}");
-                if props.get("ApiId").and_then(ref_target) != Some(HTTP_API) {
-                    problems.add(format!(
-                        "{what}: ApiId is {}, expected !Ref {HTTP_API}",
-                        show(props.get("ApiId"))
-                    ));
-                }
-                let (Some(path), Some(method)) =
-                    (text(props.get("Path")), text(props.get("Method")))
-                else {
-                    problems.add(format!("{what}: Path and Method must be literal strings"));
-                    continue;
-                };
-                let Some(name) = name.and_then(|name| text(Some(name))) else {
-                    problems.add(format!(
-                        "{what}: {id} needs FunctionName: !Sub \"${{AWS::StackName}}-<binary>\""
-                    ));
-                    continue;
-                };
-                let operation = match method.to_ascii_lowercase() {
-                    any if any == "any" => "x-amazon-apigateway-any-method".to_owned(),
-                    other => other,
-                };
-                let uri = paths
-                    .and_then(|p| p.get(path))
-                    .and_then(|p| p.get(operation.as_str()))
-                    .and_then(|op| op.get("x-amazon-apigateway-integration"))
-                    .and_then(|integration| integration.get("uri"));
-                let expected_end = format!(":function:{name}/invocations");
-                let invokes_function = uri
-                    .and_then(|uri| intrinsic(uri, "Sub"))
-                    .and_then(|uri| text(Some(uri)))
-                    .is_some_and(|uri| uri.ends_with(&expected_end));
-                if !invokes_function {
-                    problems.add(format!(
-                        "{what}: HttpApi's DefinitionBody has no {method} {path} route whose \
-                         integration uri is a !Sub ending in {expected_end:?}; it has {}",
-                        show(uri)
-                    ));
-                }
+                check_http_event(&what, name, props, paths, &mut problems);
             }
         }
-        problems
-            .assert_none("template.yaml's HTTP routes disagree with the functions' HttpApi events");
+        problems.assert_none("template.yaml's HTTP routes disagree with the functions' HttpApi events");
     }
 
     // ------------------------------------------------------------------------ checks
@@ -344,61 +285,34 @@ mod tests {
 
         let defined: BTreeMap<&str, &str> = list(prop(table, "AttributeDefinitions"))
             .iter()
-            .map(|def| {
-                (
-                    text_or_missing(def.get("AttributeName")),
-                    text_or_missing(def.get("AttributeType")),
-                )
-            })
+            .map(|def| (text_or_missing(def.get("AttributeName")), text_or_missing(def.get("AttributeType"))))
             .collect();
         let mut key_attributes = vec![spec.partition_key, spec.sort_key];
         for index in spec.indexes {
             key_attributes.extend([index.partition_key, index.sort_key]);
         }
-        let expected: BTreeMap<&str, &str> =
-            key_attributes.into_iter().map(|name| (name, "S")).collect();
-        problems.check_eq(
-            &format!("{id} AttributeDefinitions (name: type)"),
-            defined,
-            expected,
-        );
+        let expected: BTreeMap<&str, &str> = key_attributes.into_iter().map(|name| (name, "S")).collect();
+        problems.check_eq(&format!("{id} AttributeDefinitions (name: type)"), defined, expected);
 
-        let indexes: BTreeMap<&str, (KeyPairs<'_>, &str)> =
-            list(prop(table, "GlobalSecondaryIndexes"))
-                .iter()
-                .map(|gsi| {
-                    let projection = text_or_missing(at(gsi, "Projection.ProjectionType"));
-                    (
-                        text_or_missing(gsi.get("IndexName")),
-                        (key_schema(gsi.get("KeySchema")), projection),
-                    )
-                })
-                .collect();
+        let indexes: BTreeMap<&str, (KeyPairs<'_>, &str)> = list(prop(table, "GlobalSecondaryIndexes"))
+            .iter()
+            .map(|gsi| {
+                let projection = text_or_missing(at(gsi, "Projection.ProjectionType"));
+                (text_or_missing(gsi.get("IndexName")), (key_schema(gsi.get("KeySchema")), projection))
+            })
+            .collect();
         let expected: BTreeMap<&str, (KeyPairs<'_>, &str)> = spec
             .indexes
             .iter()
-            .map(|index| {
-                (
-                    index.name,
-                    (key_pairs(index.partition_key, index.sort_key), "ALL"),
-                )
-            })
+            .map(|index| (index.name, (key_pairs(index.partition_key, index.sort_key), "ALL")))
             .collect();
-        problems.check_eq(
-            &format!("{id} GlobalSecondaryIndexes (name: keys, projection)"),
-            indexes,
-            expected,
-        );
+        problems.check_eq(&format!("{id} GlobalSecondaryIndexes (name: keys, projection)"), indexes, expected);
 
         // A disabled TTL counts as none.
         let ttl = prop(table, "TimeToLiveSpecification")
             .filter(|ttl| boolean(ttl.get("Enabled")) == Some(true))
             .map(|ttl| text_or_missing(ttl.get("AttributeName")));
-        problems.check_eq(
-            &format!("{id} enabled TimeToLiveSpecification attribute"),
-            ttl,
-            spec.ttl_attribute,
-        );
+        problems.check_eq(&format!("{id} enabled TimeToLiveSpecification attribute"), ttl, spec.ttl_attribute);
     }
 
     fn check_queue(template: &Value, spec: &QueueSpec, problems: &mut Problems) {
@@ -454,9 +368,7 @@ mod tests {
             [props] => *props,
             other => {
                 let count = other.len();
-                return problems.add(format!(
-                    "SenderFunction has {count} SQS events for {id}, expected 1"
-                ));
+                return problems.add(format!("SenderFunction has {count} SQS events for {id}, expected 1"));
             }
         };
         problems.check_number(
@@ -464,10 +376,8 @@ mod tests {
             props.get("BatchSize"),
             spec.batch_size,
         );
-        let response_types: Vec<&str> = list(props.get("FunctionResponseTypes"))
-            .iter()
-            .map(|t| text_or_missing(Some(t)))
-            .collect();
+        let response_types: Vec<&str> =
+            list(props.get("FunctionResponseTypes")).iter().map(|t| text_or_missing(Some(t))).collect();
         if !response_types.contains(&"ReportBatchItemFailures") {
             problems.add(format!(
                 "SenderFunction's {id} event FunctionResponseTypes is {response_types:?}, \
@@ -484,14 +394,53 @@ mod tests {
         problems: &mut Problems,
     ) {
         let id = spec.logical_id;
-        let visibility = resource(template, id, SQS_QUEUE)
-            .ok()
-            .and_then(|queue| number(prop(queue, "VisibilityTimeout")));
+        let visibility =
+            resource(template, id, SQS_QUEUE).ok().and_then(|queue| number(prop(queue, "VisibilityTimeout")));
         if let (Some(visibility), Some(timeout)) = (visibility, number(sender_timeout))
             && visibility < 6 * timeout
         {
             problems.add(format!(
                 "{id} VisibilityTimeout {visibility} s is less than 6 x SenderFunction Timeout ({timeout} s)"
+            ));
+        }
+    }
+
+    /// An HttpApi event targets `HttpApi`, and the API's OpenAPI body routes its path and method
+    /// to the function named `function_name` (the `!Sub` text of its `FunctionName`).
+    fn check_http_event(
+        what: &str,
+        function_name: Option<&str>,
+        props: &Value,
+        paths: Option<&Value>,
+        problems: &mut Problems,
+    ) {
+        let api_id = props.get("ApiId");
+        if api_id.and_then(ref_target) != Some(HTTP_API) {
+            let api_id = show(api_id);
+            problems.add(format!("{what}: ApiId is {api_id}, expected !Ref {HTTP_API}"));
+        }
+        let (Some(path), Some(method)) = (text(props.get("Path")), text(props.get("Method"))) else {
+            return problems.add(format!("{what}: Path and Method must be literal strings"));
+        };
+        let Some(function_name) = function_name else {
+            return problems
+                .add(format!("{what}: the function needs FunctionName: !Sub \"${{AWS::StackName}}-<binary>\""));
+        };
+        // OpenAPI names operations in lower case; API Gateway's ANY has its own extension.
+        let operation = match method.to_ascii_lowercase() {
+            any if any == "any" => "x-amazon-apigateway-any-method".to_owned(),
+            other => other,
+        };
+        let uri = paths
+            .and_then(|paths| paths.get(path))
+            .and_then(|route| route.get(operation.as_str()))
+            .and_then(|operation| at(operation, "x-amazon-apigateway-integration.uri"));
+        let expected_end = format!(":function:{function_name}/invocations");
+        if !uri.and_then(sub_text).is_some_and(|uri| uri.ends_with(&expected_end)) {
+            problems.add(format!(
+                "{what}: HttpApi's DefinitionBody has no {method} {path} route whose integration \
+                 uri is a !Sub ending in {expected_end:?}; it has {}",
+                show(uri)
             ));
         }
     }
@@ -503,35 +452,23 @@ mod tests {
     }
 
     /// `Resources.<id>`, provided it has type `resource_type`.
-    fn resource<'t>(
-        template: &'t Value,
-        id: &str,
-        resource_type: &str,
-    ) -> Result<&'t Value, String> {
+    fn resource<'t>(template: &'t Value, id: &str, resource_type: &str) -> Result<&'t Value, String> {
         let resource = at(template, "Resources").and_then(|resources| resources.get(id));
         let Some(resource) = resource else {
-            return Err(format!(
-                "Resources.{id} is missing (expected a {resource_type})"
-            ));
+            return Err(format!("Resources.{id} is missing (expected type {resource_type})"));
         };
         match text(resource.get("Type")) {
             Some(actual) if actual == resource_type => Ok(resource),
-            _ => Err(format!(
-                "{id} Type: template has {}, expected {resource_type}",
-                show(resource.get("Type"))
-            )),
+            _ => Err(format!("{id} Type: template has {}, expected {resource_type}", show(resource.get("Type")))),
         }
     }
 
-    fn required<'t>(resource: Result<&'t Value, String>) -> &'t Value {
+    fn required(resource: Result<&Value, String>) -> &Value {
         resource.unwrap_or_else(|problem| panic!("template.yaml: {problem}"))
     }
 
     /// `(logical id, resource)` for every resource of the given type, in template order.
-    fn resources_of_type<'t>(
-        template: &'t Value,
-        resource_type: &str,
-    ) -> Vec<(&'t str, &'t Value)> {
+    fn resources_of_type<'t>(template: &'t Value, resource_type: &str) -> Vec<(&'t str, &'t Value)> {
         let Some(resources) = at(template, "Resources").and_then(Value::as_mapping) else {
             return Vec::new();
         };
@@ -550,9 +487,7 @@ mod tests {
         events
             .iter()
             .filter(|(_, event)| text(event.get("Type")) == Some(event_type))
-            .filter_map(|(name, event)| {
-                Some((text_or_missing(Some(name)), event.get("Properties")?))
-            })
+            .filter_map(|(name, event)| Some((text_or_missing(Some(name)), event.get("Properties")?)))
             .collect()
     }
 
@@ -596,9 +531,7 @@ mod tests {
     }
 
     fn list(value: Option<&Value>) -> &[Value] {
-        value
-            .and_then(Value::as_sequence)
-            .map_or(&[], Vec::as_slice)
+        value.and_then(Value::as_sequence).map_or(&[], Vec::as_slice)
     }
 
     /// The argument of intrinsic function `name`: `!Ref x` / `Ref: x`, `!GetAtt x` / `Fn::GetAtt: x`.
@@ -606,11 +539,7 @@ mod tests {
         match value {
             Value::Tagged(tagged) if tagged.tag == name => Some(&tagged.value),
             Value::Mapping(mapping) if mapping.len() == 1 => {
-                let long_name = if name == "Ref" {
-                    name.to_owned()
-                } else {
-                    format!("Fn::{name}")
-                };
+                let long_name = if name == "Ref" { name.to_owned() } else { format!("Fn::{name}") };
                 mapping.get(long_name.as_str())
             }
             _ => None,
@@ -619,6 +548,11 @@ mod tests {
 
     fn ref_target(value: &Value) -> Option<&str> {
         text(intrinsic(value, "Ref"))
+    }
+
+    /// The template string of a `!Sub` without variable map.
+    fn sub_text(value: &Value) -> Option<&str> {
+        text(intrinsic(value, "Sub"))
     }
 
     /// `(logical id, attribute)` of a `GetAtt`, in either the `X.Arn` or the `[X, Arn]` form.
@@ -639,12 +573,7 @@ mod tests {
     fn key_schema(schema: Option<&Value>) -> KeyPairs<'_> {
         list(schema)
             .iter()
-            .map(|key| {
-                (
-                    text_or_missing(key.get("AttributeName")),
-                    text_or_missing(key.get("KeyType")),
-                )
-            })
+            .map(|key| (text_or_missing(key.get("AttributeName")), text_or_missing(key.get("KeyType"))))
             .collect()
     }
 
@@ -672,27 +601,33 @@ mod tests {
 
         fn check_eq<T: PartialEq + Debug>(&mut self, what: &str, template: T, expected: T) {
             if template != expected {
-                self.add(format!(
-                    "{what}: template has {template:?}, expected {expected:?}"
-                ));
+                self.add(format!("{what}: template has {template:?}, expected {expected:?}"));
             }
         }
 
         fn check_number(&mut self, what: &str, template: Option<&Value>, expected: u32) {
             if number(template) != Some(u64::from(expected)) {
-                self.add(format!(
-                    "{what}: template has {}, expected {expected}",
-                    show(template)
-                ));
+                self.add(format!("{what}: template has {}, expected {expected}", show(template)));
             }
         }
 
         fn assert_none(self, headline: &str) {
-            assert!(
-                self.0.is_empty(),
-                "{headline}:\n  - {}",
-                self.0.join("\n  - ")
-            );
+            assert!(self.0.is_empty(), "{headline}:\n  - {}", self.0.join("\n  - "));
+        }
+    }
+}
+
+#[cfg(test)]
+mod receive_budget {
+    use super::QUEUES;
+    use crate::retry_policy::MAX_ATTEMPTS;
+
+    /// Each attempt may be received about twice (once to wait for its slot, once to send), plus
+    /// deferrals: the DLQ must never take a job that is merely waiting.
+    #[test]
+    fn lanes_allow_every_attempt_to_wait_before_the_dlq() {
+        for q in QUEUES {
+            assert!(q.max_receive_count >= 3 * MAX_ATTEMPTS, "{}: {} receives", q.logical_id, q.max_receive_count);
         }
     }
 }

@@ -1,10 +1,29 @@
 //! clinic-sms library: domain rules as pure functions, and the adapters the Lambda functions use.
+//!
+//! - Rules (no I/O): [`phone`], [`message_status`], [`message`], [`reason`], [`retry_policy`],
+//!   [`api_keys`], [`twilio::signature`], [`twilio::status`], [`twilio::error_catalogue`].
+//! - Adapters: [`messages_table`], [`clinics_table`] (DynamoDB), [`send_queue`] (SQS),
+//!   [`twilio::client`] (Twilio REST).
+//! - Use cases the functions call: [`outbound`], [`sending`], [`status_updates`], [`access`].
 
+pub mod access;
+pub mod api_keys;
 pub mod aws_resources;
+pub mod clinic;
+pub mod clinics_table;
 pub mod clock;
 pub mod config;
+pub mod dynamo;
 pub mod ids;
 pub mod message;
 pub mod message_status;
+pub mod messages_table;
+pub mod outbound;
 pub mod phone;
+pub mod reason;
+pub mod retry_policy;
+pub mod send_queue;
+pub mod sending;
+pub mod services;
+pub mod status_updates;
 pub mod twilio;

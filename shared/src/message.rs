@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{ClinicId, ConnectionId, MessageId, UserId};
 use crate::message_status::MessageStatus;
 use crate::phone::E164;
+use crate::reason::Reason;
 use crate::twilio::status::to_message_status;
 
 /// Twilio's limit for one message body, in characters.
@@ -63,12 +64,26 @@ pub enum Actor {
     Twilio,
 }
 
-/// The failure shown on a message: a Twilio error code, with Twilio's own text when it gave one.
+/// Why a message failed: a Twilio error code (with Twilio's own text when it gave one), or one
+/// of our reasons.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
-    pub code: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub twilio_message: Option<String>,
+}
+
+impl Failure {
+    pub fn twilio(code: u32, message: Option<String>) -> Self {
+        Self { code: Some(code), reason: None, twilio_message: message }
+    }
+
+    pub fn reason(reason: Reason) -> Self {
+        Self { code: None, reason: Some(reason), twilio_message: None }
+    }
 }
 
 /// One line of a message's history: a change of state, or a callback that changed nothing
@@ -211,14 +226,16 @@ impl Message {
         Ok(next)
     }
 
-    /// Twilio refused the attempt for good (`sending → failed`).
-    pub fn refused_by_twilio(&self, attempt: u32, failure: Failure, now: DateTime<Utc>) -> Result<Self, Refused> {
+    /// The attempt ends without a text at Twilio (`sending → failed`): Twilio refused it for
+    /// good, or it could not be made at all.
+    pub fn failed_attempt(&self, attempt: u32, failure: Failure, now: DateTime<Utc>) -> Result<Self, Refused> {
         self.require_attempt(attempt)?;
         self.require(MessageStatus::Sending)?;
         let mut next = self.moved(MessageStatus::Failed, now);
         next.lease_until = None;
         let mut entry = HistoryEntry::ours(now, Actor::Sender, attempt, MessageStatus::Failed);
-        entry.error_code = Some(failure.code);
+        entry.error_code = failure.code;
+        entry.note = failure.reason.map(|r| r.description().to_owned());
         next.failure = Some(failure);
         next.history.push(entry);
         Ok(next)
@@ -254,8 +271,8 @@ impl Message {
             // Twilio can call back before the sender has written the SID: the URL names the attempt.
             None => self.status == MessageStatus::Sending && callback.attempt == Some(self.attempt),
         };
-        let advances = current_attempt
-            && mapped.is_some_and(|to| self.status.can_become(to) && to != MessageStatus::Queued);
+        let advances =
+            current_attempt && mapped.is_some_and(|to| self.status.can_become(to) && to != MessageStatus::Queued);
         let mut next = self.clone();
         let mut entry = HistoryEntry {
             at: now,
@@ -274,7 +291,7 @@ impl Message {
             next.twilio_sid = Some(callback.message_sid.clone());
             next.lease_until = None;
             if let Some(code) = callback.error_code {
-                next.failure = Some(Failure { code, twilio_message: None });
+                next.failure = Some(Failure::twilio(code, None));
             }
         } else if !current_attempt {
             entry.note = Some("callback for an earlier attempt".to_owned());
@@ -409,14 +426,14 @@ mod tests {
         let m = submitted("SM1");
         let end = apply(&m, &[callback("SM1", "undelivered", Some(30003)), callback("SM1", "sent", None)]);
         assert_eq!(end.status, Undelivered);
-        assert_eq!(end.failure.map(|f| f.code), Some(30003));
+        assert_eq!(end.failure.and_then(|f| f.code), Some(30003));
     }
 
     #[test]
     fn failed_after_accepting() {
         let end = apply(&submitted("SM1"), &[callback("SM1", "failed", Some(30007))]);
         assert_eq!(end.status, Failed);
-        assert_eq!(end.failure.map(|f| f.code), Some(30007));
+        assert_eq!(end.failure.and_then(|f| f.code), Some(30007));
     }
 
     #[test]
@@ -452,9 +469,9 @@ mod tests {
     #[test]
     fn refusal_and_retry_release() {
         let Ok(sending) = queued().claim(t0(), TimeDelta::seconds(60)) else { panic!("claims") };
-        let failure = Failure { code: 21211, twilio_message: Some("invalid".into()) };
-        let Ok(failed) = sending.refused_by_twilio(1, failure, t0()) else { panic!("fails") };
-        assert_eq!((failed.status, failed.failure.as_ref().map(|f| f.code)), (Failed, Some(21211)));
+        let failure = Failure::twilio(21211, Some("invalid".into()));
+        let Ok(failed) = sending.failed_attempt(1, failure, t0()) else { panic!("fails") };
+        assert_eq!((failed.status, failed.failure.as_ref().and_then(|f| f.code)), (Failed, Some(21211)));
         let Ok(released) = sending.released_for_retry(1, "429".into(), t0()) else { panic!("releases") };
         assert_eq!(released.status, Queued);
         assert_eq!(

@@ -75,10 +75,8 @@ struct ErrorBody {
 impl TwilioClient {
     /// `timeout` bounds a whole request; the sender's lease must outlast it.
     pub fn new(settings: TwilioSettings, timeout: Duration) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .build()?;
+        let http =
+            reqwest::Client::builder().timeout(timeout).connect_timeout(timeout.min(Duration::from_secs(5))).build()?;
         Ok(Self { http, settings })
     }
 
@@ -96,12 +94,8 @@ impl TwilioClient {
             SenderId::Number(number) => ("From", number.as_str()),
             SenderId::MessagingService(sid) => ("MessagingServiceSid", sid.as_str()),
         };
-        let form = [
-            ("To", message.to.as_str()),
-            sender,
-            ("Body", message.body),
-            ("StatusCallback", message.status_callback),
-        ];
+        let form =
+            [("To", message.to.as_str()), sender, ("Body", message.body), ("StatusCallback", message.status_callback)];
         let response = self
             .http
             .post(url)

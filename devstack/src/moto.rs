@@ -1,0 +1,49 @@
+//! A moto server on 127.0.0.1, from the project's venv, stopped when dropped.
+
+use std::net::TcpListener;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::process::{Child, Command};
+
+use crate::tools;
+
+pub struct MotoServer {
+    pub endpoint: String,
+    _child: Child,
+}
+
+impl MotoServer {
+    pub async fn start() -> anyhow::Result<Self> {
+        tools::ensure_venv()?;
+        let port = free_port()?;
+        let child = Command::new(tools::venv_bin("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting moto_server")?;
+        let endpoint = format!("http://127.0.0.1:{port}");
+        wait_until_up(&endpoint).await?;
+        Ok(Self { endpoint, _child: child })
+    }
+}
+
+/// Waits for moto's own API to answer (well under a second on this machine).
+pub async fn wait_until_up(endpoint: &str) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client.get(format!("{endpoint}/moto-api/")).send().await.is_ok_and(|r| r.status().is_success()) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("moto server at {endpoint} did not start within 10 s")
+}
+
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}

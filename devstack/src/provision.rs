@@ -1,0 +1,148 @@
+//! Creates the tables, lanes, bus and bucket on the local stack from `shared::aws_resources`,
+//! the same description `template.yaml` is tested against.
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use shared::aws_resources::{QUEUES, QueueSpec, TABLES, TableSpec};
+use shared::config::{QueueUrls, Settings, TableNames};
+
+/// What was created, by name.
+#[derive(Debug, Clone)]
+pub struct Resources {
+    pub tables: TableNames,
+    pub queues: QueueUrls,
+    /// Dead-letter queue URL per lane, in `QUEUES` order.
+    pub dlqs: Vec<String>,
+    pub event_bus: String,
+    pub reports_bucket: String,
+}
+
+/// `time_scale` divides the lanes' visibility timeout, so tests see redeliveries in seconds.
+pub async fn provision(aws: &SdkConfig, prefix: &str, time_scale: u32) -> anyhow::Result<Resources> {
+    let dynamo = aws_sdk_dynamodb::Client::new(aws);
+    for spec in TABLES {
+        create_table(&dynamo, &Settings::table_name(prefix, &spec), &spec).await?;
+    }
+    let sqs = aws_sdk_sqs::Client::new(aws);
+    let mut urls = Vec::new();
+    let mut dlqs = Vec::new();
+    for spec in QUEUES {
+        let (url, dlq) = create_lane(&sqs, prefix, &spec, time_scale).await?;
+        urls.push(url);
+        dlqs.push(dlq);
+    }
+    let [interactive, scheduled, bulk]: [String; 3] =
+        urls.try_into().map_err(|_| anyhow::anyhow!("expected three lanes"))?;
+    let event_bus = format!("{prefix}-bus");
+    aws_sdk_eventbridge::Client::new(aws).create_event_bus().name(&event_bus).send().await?;
+    let reports_bucket = format!("{prefix}-reports");
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(aws).force_path_style(true).build());
+    s3.create_bucket().bucket(&reports_bucket).send().await?;
+    s3.put_public_access_block()
+        .bucket(&reports_bucket)
+        .public_access_block_configuration(
+            aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
+                .block_public_acls(true)
+                .block_public_policy(true)
+                .ignore_public_acls(true)
+                .restrict_public_buckets(true)
+                .build(),
+        )
+        .send()
+        .await?;
+    Ok(Resources {
+        tables: TableNames {
+            clinics: Settings::table_name(prefix, &TABLES[0]),
+            messages: Settings::table_name(prefix, &TABLES[1]),
+            counters: Settings::table_name(prefix, &TABLES[2]),
+        },
+        queues: QueueUrls { interactive, scheduled, bulk },
+        dlqs,
+        event_bus,
+        reports_bucket,
+    })
+}
+
+fn key(name: &str, kind: KeyType) -> anyhow::Result<KeySchemaElement> {
+    Ok(KeySchemaElement::builder().attribute_name(name).key_type(kind).build()?)
+}
+
+async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, spec: &TableSpec) -> anyhow::Result<()> {
+    let mut attributes = vec![spec.partition_key, spec.sort_key];
+    for index in spec.indexes {
+        attributes.extend([index.partition_key, index.sort_key]);
+    }
+    attributes.sort_unstable();
+    attributes.dedup();
+    let mut request = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key(spec.partition_key, KeyType::Hash)?)
+        .key_schema(key(spec.sort_key, KeyType::Range)?);
+    for attribute in attributes {
+        request = request.attribute_definitions(
+            AttributeDefinition::builder().attribute_name(attribute).attribute_type(ScalarAttributeType::S).build()?,
+        );
+    }
+    for index in spec.indexes {
+        request = request.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(index.name)
+                .key_schema(key(index.partition_key, KeyType::Hash)?)
+                .key_schema(key(index.sort_key, KeyType::Range)?)
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .build()?,
+        );
+    }
+    request.send().await?;
+    if let Some(ttl) = spec.ttl_attribute {
+        client
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(TimeToLiveSpecification::builder().attribute_name(ttl).enabled(true).build()?)
+            .send()
+            .await?;
+    }
+    Ok(())
+}
+
+async fn create_lane(
+    client: &aws_sdk_sqs::Client,
+    prefix: &str,
+    spec: &QueueSpec,
+    time_scale: u32,
+) -> anyhow::Result<(String, String)> {
+    let dlq = client
+        .create_queue()
+        .queue_name(Settings::dlq_name(prefix, spec))
+        .attributes(QueueAttributeName::MessageRetentionPeriod, spec.dlq_retention_secs.to_string())
+        .send()
+        .await?;
+    let dlq_url = dlq.queue_url.ok_or_else(|| anyhow::anyhow!("DLQ without URL"))?;
+    let dlq_arn = client
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .ok_or_else(|| anyhow::anyhow!("DLQ without ARN"))?;
+    let redrive = serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": spec.max_receive_count });
+    let visibility = (spec.visibility_timeout_secs / time_scale.max(1)).max(1);
+    let queue = client
+        .create_queue()
+        .queue_name(Settings::queue_name(prefix, spec))
+        .attributes(QueueAttributeName::VisibilityTimeout, visibility.to_string())
+        .attributes(QueueAttributeName::MessageRetentionPeriod, spec.retention_secs.to_string())
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .send()
+        .await?;
+    let url = queue.queue_url.ok_or_else(|| anyhow::anyhow!("queue without URL"))?;
+    Ok((url, dlq_url))
+}

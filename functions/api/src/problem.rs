@@ -1,0 +1,121 @@
+//! The API's one error type, answered as RFC 9457 problem+json with a stable `type`, and the
+//! field at fault when there is one. Internal causes are logged, never sent to the caller.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use shared::access::AccessError;
+use shared::outbound::CreateTextError;
+use tracing::error;
+
+#[derive(Debug)]
+pub struct Problem {
+    status: StatusCode,
+    slug: &'static str,
+    title: &'static str,
+    detail: String,
+    field: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self { status, slug, title, detail: detail.into(), field: None }
+    }
+
+    pub fn invalid_field(field: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            field: Some(field),
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field", "A field is not valid", detail)
+        }
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+
+    /// A failure of ours (AWS unreachable, …): logged in full, answered without internals.
+    pub fn unavailable(cause: &dyn std::fmt::Debug) -> Self {
+        error!(error = ?cause, "request failed on our side");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Temporarily unavailable",
+            "The request could not be completed; nothing was created. Please try again.",
+        )
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = Body {
+            kind: format!("urn:clinic-sms:problem:{}", self.slug),
+            title: self.title,
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            field: self.field,
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<AccessError> for Problem {
+    fn from(err: AccessError) -> Self {
+        match err {
+            AccessError::Missing => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Authentication required",
+                "Send the clinic's API key as `Authorization: Bearer <key>`.",
+            ),
+            AccessError::Invalid => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Authentication required",
+                "The API key is not valid or has been revoked.",
+            ),
+            AccessError::Store(cause) => Self::unavailable(&cause),
+        }
+    }
+}
+
+impl From<CreateTextError> for Problem {
+    fn from(err: CreateTextError) -> Self {
+        match err {
+            CreateTextError::InvalidNumber(why) => {
+                Self::invalid_field("to", format!("The phone number cannot be used: {why}."))
+            }
+            CreateTextError::InvalidBody(why) => Self::invalid_field("body", format!("{why}.")),
+            CreateTextError::NoConnection | CreateTextError::UnknownClinic => Self::new(
+                StatusCode::CONFLICT,
+                "no-connection",
+                "No connection to send through",
+                "The clinic has no Twilio connection set up; an administrator must add one.",
+            ),
+            CreateTextError::ConnectionDisabled => Self::new(
+                StatusCode::CONFLICT,
+                "connection-disabled",
+                "The connection is disabled",
+                "The clinic's Twilio connection is disabled; an administrator must enable it.",
+            ),
+            CreateTextError::Store(cause) => Self::unavailable(&cause),
+            CreateTextError::Queue(cause) => Self::unavailable(&cause),
+        }
+    }
+}

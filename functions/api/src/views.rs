@@ -1,0 +1,74 @@
+//! What the API shows of a message.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use shared::message::{HistoryEntry, Message};
+use shared::message_status::MessageStatus;
+use shared::reason::Reason;
+use shared::twilio::error_catalogue;
+
+#[derive(Serialize)]
+pub struct Accepted {
+    pub id: String,
+    pub status: MessageStatus,
+}
+
+#[derive(Serialize)]
+pub struct MessageView<'a> {
+    pub id: String,
+    pub to: &'a str,
+    pub body: &'a str,
+    pub status: MessageStatus,
+    pub attempt: u32,
+    pub twilio_sid: Option<&'a str>,
+    pub error: Option<ErrorView>,
+    pub created_by: Option<&'a str>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub history: &'a [HistoryEntry],
+}
+
+/// A failure with what it means: the catalogue's words for a Twilio code, or our reason.
+#[derive(Serialize)]
+pub struct ErrorView {
+    pub code: Option<u32>,
+    pub reason: Option<Reason>,
+    pub description: String,
+    pub common_cause: Option<&'static str>,
+    pub what_to_do: Option<&'static str>,
+    pub twilio_message: Option<String>,
+}
+
+impl<'a> From<&'a Message> for MessageView<'a> {
+    fn from(m: &'a Message) -> Self {
+        let error = m.failure.as_ref().map(|f| {
+            let info = f.code.and_then(error_catalogue::lookup);
+            let description = match (f.code, f.reason) {
+                (Some(code), _) => error_catalogue::describe(code),
+                (None, Some(reason)) => reason.description().to_owned(),
+                (None, None) => "The text could not be sent.".to_owned(),
+            };
+            ErrorView {
+                code: f.code,
+                reason: f.reason,
+                description,
+                common_cause: info.map(|i| i.common_cause),
+                what_to_do: info.map(|i| i.what_to_do),
+                twilio_message: f.twilio_message.clone(),
+            }
+        });
+        Self {
+            id: m.id.to_string(),
+            to: m.to.as_str(),
+            body: m.body.as_str(),
+            status: m.status,
+            attempt: m.attempt,
+            twilio_sid: m.twilio_sid.as_deref(),
+            error,
+            created_by: m.created_by.as_ref().map(|u| u.as_str()),
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+            history: &m.history,
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Twilio's webhooks. Every request's `X-Twilio-Signature` is checked against the URL Twilio was
+//! given (our configured public base URL, the route and the query string exactly as received)
+//! before anything in it is read.
+
+mod status;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use shared::services::Services;
+use shared::twilio::signature;
+use tracing::warn;
+
+pub fn router(services: Services) -> Router {
+    Router::new().route("/twilio/status", post(status::callback)).with_state(services)
+}
+
+/// A request whose signature checked out: its decoded form fields and query parameters.
+pub struct Verified {
+    pub form: Vec<(String, String)>,
+    pub query: Vec<(String, String)>,
+}
+
+impl Verified {
+    pub fn form_value(&self, name: &str) -> Option<&str> {
+        self.form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn query_value(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Checks the signature of a form-encoded webhook; on failure, the answer to send.
+pub fn verify(services: &Services, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Result<Verified, Response> {
+    let url = match uri.query() {
+        Some(query) => format!("{}?{query}", services.settings.webhook_url(uri.path())),
+        None => services.settings.webhook_url(uri.path()),
+    };
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
+    let signature = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok());
+    let valid = signature.is_some_and(|sig| signature::verify(&services.settings.twilio.auth_token, &url, &form, sig));
+    if !valid {
+        warn!(route = uri.path(), signed = signature.is_some(), "webhook rejected: signature does not verify");
+        return Err((StatusCode::FORBIDDEN, "signature does not verify").into_response());
+    }
+    let query =
+        uri.query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
+    Ok(Verified { form, query })
+}

@@ -1,0 +1,49 @@
+//! `POST /twilio/status`: Twilio's delivery status callbacks.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use shared::ids::MessageId;
+use shared::message::StatusCallback;
+use shared::services::Services;
+use shared::status_updates;
+use tracing::{error, warn};
+
+use crate::verify;
+
+pub async fn callback(State(services): State<Services>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let request = match verify(&services, &uri, &headers, &body) {
+        Ok(request) => request,
+        Err(rejection) => return rejection,
+    };
+    let (Some(sid), Some(status)) = (request.form_value("MessageSid"), request.form_value("MessageStatus")) else {
+        return (StatusCode::BAD_REQUEST, "MessageSid and MessageStatus are required").into_response();
+    };
+    // A callback for a message we did not send (no or bad `m`) is acknowledged, so Twilio does
+    // not retry it forever.
+    let Some(id) = request.query_value("m").and_then(|m| m.parse::<MessageId>().ok()) else {
+        warn!(message_sid = sid, "status callback without our message id; ignored");
+        return StatusCode::OK.into_response();
+    };
+    let error_code = match request.form_value("ErrorCode").filter(|c| !c.is_empty()).map(str::parse::<u32>) {
+        None => None,
+        Some(Ok(code)) => Some(code),
+        Some(Err(_)) => return (StatusCode::BAD_REQUEST, "ErrorCode must be a number").into_response(),
+    };
+    let callback = StatusCallback {
+        message_sid: sid.to_owned(),
+        message_status: status.to_owned(),
+        error_code,
+        raw_dlr_done_date: request.form_value("RawDlrDoneDate").map(str::to_owned),
+        attempt: request.query_value("a").and_then(|a| a.parse().ok()),
+    };
+    match status_updates::record(&services, &id, &callback).await {
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(store_error) => {
+            // Twilio retries on a 5xx; the callback is idempotent, so that is what we want.
+            error!(message_id = %id, error = ?store_error, "could not record a status callback");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! What the table adapters share: item conversion and the errors of a conditional write.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write found the item changed since it was read, or already there.
+    #[error("the item changed since it was read")]
+    Conflict,
+    #[error("DynamoDB request failed")]
+    Dynamo(#[source] Box<aws_sdk_dynamodb::Error>),
+    #[error("an item could not be converted")]
+    Item(#[from] serde_dynamo::Error),
+}
+
+impl<E> From<aws_sdk_dynamodb::error::SdkError<E>> for StoreError
+where
+    aws_sdk_dynamodb::Error: From<aws_sdk_dynamodb::error::SdkError<E>>,
+{
+    fn from(err: aws_sdk_dynamodb::error::SdkError<E>) -> Self {
+        let err = aws_sdk_dynamodb::Error::from(err);
+        match err {
+            aws_sdk_dynamodb::Error::ConditionalCheckFailedException(_) => Self::Conflict,
+            other => Self::Dynamo(Box::new(other)),
+        }
+    }
+}
+
+/// Serialises `value` and adds the item's key (and index) attributes.
+pub fn to_item<T: Serialize>(value: &T, keys: &[(&str, String)]) -> Result<Item, StoreError> {
+    let mut item: Item = serde_dynamo::to_item(value)?;
+    for (name, key) in keys {
+        item.insert((*name).to_owned(), AttributeValue::S(key.clone()));
+    }
+    Ok(item)
+}
+
+pub fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    Ok(serde_dynamo::from_item(item)?)
+}
+
+pub fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}

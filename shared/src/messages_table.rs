@@ -1,0 +1,127 @@
+//! The `messages` table: one item per message (`pk = MSG#<id>`, `sk = MESSAGE`) holding its state
+//! and history, listed per clinic through `gsi1` (`CLINIC#<id>` / `MSG#<id>`, newest last).
+//!
+//! Every write is conditional on the version that was read, so concurrent writers (a sender,
+//! Twilio's callbacks, a second delivery of the same job) never overwrite each other.
+
+use aws_sdk_dynamodb::Client;
+
+use crate::dynamo::{Item, StoreError, from_item, n, s, to_item};
+use crate::ids::MessageId;
+use crate::message::{Message, Refused};
+
+const SORT_KEY: &str = "MESSAGE";
+/// Optimistic writes retried this many times before giving up on a hot item.
+const MAX_CONFLICTS: usize = 8;
+
+#[derive(Clone, Debug)]
+pub struct MessagesTable {
+    client: Client,
+    table: String,
+}
+
+/// The result of a read-decide-write.
+#[derive(Debug)]
+pub enum Update {
+    Applied(Message),
+    Refused(Refused, Message),
+    Missing,
+}
+
+fn pk(id: &MessageId) -> String {
+    format!("MSG#{id}")
+}
+
+impl MessagesTable {
+    pub fn new(client: Client, table: String) -> Self {
+        Self { client, table }
+    }
+
+    fn item(message: &Message) -> Result<Item, StoreError> {
+        to_item(
+            message,
+            &[
+                ("pk", pk(&message.id)),
+                ("sk", SORT_KEY.to_owned()),
+                ("gsi1pk", format!("CLINIC#{}", message.clinic_id)),
+                ("gsi1sk", format!("MSG#{}", message.id)),
+            ],
+        )
+    }
+
+    /// Stores a new message; fails with `Conflict` if the id exists.
+    pub async fn insert(&self, message: &Message) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Self::item(message)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    pub async fn get(&self, id: &MessageId) -> Result<Option<Message>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk(id)))
+            .key("sk", s(SORT_KEY))
+            .consistent_read(true)
+            .send()
+            .await?;
+        out.item.map(from_item).transpose()
+    }
+
+    /// Writes `next` if the stored message is still at `expected_version`.
+    pub async fn replace(&self, next: &Message, expected_version: u64) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Self::item(next)?))
+            .condition_expression("version = :expected")
+            .expression_attribute_values(":expected", n(expected_version))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes a message that nothing else has touched yet (used to undo a create whose job
+    /// could not be queued).
+    pub async fn delete_unchanged(&self, message: &Message) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(pk(&message.id)))
+            .key("sk", s(SORT_KEY))
+            .condition_expression("version = :expected")
+            .expression_attribute_values(":expected", n(message.version))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Reads the message, lets `decide` compute its next state, and writes it conditionally;
+    /// on a concurrent change, reads again and decides again.
+    pub async fn update<F>(&self, id: &MessageId, mut decide: F) -> Result<Update, StoreError>
+    where
+        F: FnMut(&Message) -> Result<Message, Refused>,
+    {
+        for _ in 0..MAX_CONFLICTS {
+            let Some(current) = self.get(id).await? else {
+                return Ok(Update::Missing);
+            };
+            let next = match decide(&current) {
+                Ok(next) => next,
+                Err(refused) => return Ok(Update::Refused(refused, current)),
+            };
+            match self.replace(&next, current.version).await {
+                Ok(()) => return Ok(Update::Applied(next)),
+                Err(StoreError::Conflict) => continue,
+                Err(other) => return Err(other),
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+}

@@ -1,0 +1,65 @@
+//! Creating a text from the API: check the number and body, pick the clinic's connection, store
+//! the message as `queued` and put its job on the interactive lane.
+
+use tracing::{error, info};
+
+use crate::clinic::Principal;
+use crate::dynamo::StoreError;
+use crate::message::{BodyError, Lane, Message, MessageBody};
+use crate::phone::{E164, PhoneError};
+use crate::send_queue::{QueueError, SendJob};
+use crate::services::Services;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateTextError {
+    #[error("`to`: {0}")]
+    InvalidNumber(PhoneError),
+    #[error("`body`: {0}")]
+    InvalidBody(BodyError),
+    #[error("the clinic has no connection to send through")]
+    NoConnection,
+    #[error("the clinic's connection is disabled")]
+    ConnectionDisabled,
+    #[error("the clinic's record is missing")]
+    UnknownClinic,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+pub async fn create_text(
+    services: &Services,
+    principal: &Principal,
+    to: &str,
+    body: &str,
+) -> Result<Message, CreateTextError> {
+    let clinic = services.clinics.clinic(&principal.clinic_id).await?.ok_or(CreateTextError::UnknownClinic)?;
+    let to = E164::parse(to, clinic.country().ok()).map_err(CreateTextError::InvalidNumber)?;
+    let body = MessageBody::parse(body).map_err(CreateTextError::InvalidBody)?;
+    let connection_id = clinic.default_connection_id.ok_or(CreateTextError::NoConnection)?;
+    let connection =
+        services.clinics.connection(&clinic.id, &connection_id).await?.ok_or(CreateTextError::NoConnection)?;
+    if !connection.enabled {
+        return Err(CreateTextError::ConnectionDisabled);
+    }
+    let message = Message::new_outbound(
+        clinic.id,
+        to,
+        body,
+        connection.id,
+        Lane::Interactive,
+        Some(principal.user_id.clone()),
+        services.clock.now(),
+    );
+    services.messages.insert(&message).await?;
+    if let Err(queue_error) = services.queues.enqueue(message.lane, &SendJob { message_id: message.id }).await {
+        // Undo, so the caller's retry does not leave a queued text that nothing will send.
+        if let Err(undo) = services.messages.delete_unchanged(&message).await {
+            error!(message_id = %message.id, error = ?undo, "could not undo a message whose job was not queued");
+        }
+        return Err(queue_error.into());
+    }
+    info!(message_id = %message.id, to = %message.to.masked(), "text queued");
+    Ok(message)
+}

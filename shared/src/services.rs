@@ -1,0 +1,82 @@
+//! Everything a function needs, built once at start-up and shared by every invocation.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use chrono::TimeDelta;
+
+use crate::clinics_table::ClinicsTable;
+use crate::clock::Clock;
+use crate::config::{ConfigError, Settings};
+use crate::messages_table::MessagesTable;
+use crate::send_queue::SendQueues;
+use crate::twilio::client::TwilioClient;
+
+/// How long the sender waits for Twilio, and how long a claim for sending lasts. The lease
+/// outlasts the whole Twilio call plus a margin, so a live sender and a reconciler never overlap;
+/// tests that shorten one shorten both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub twilio_timeout: Duration,
+    pub lease: TimeDelta,
+}
+
+impl Timing {
+    /// Both durations divided by `factor`, keeping the lease longer than the Twilio timeout.
+    pub fn scaled(self, factor: u32) -> Self {
+        let factor = factor.max(1);
+        Self {
+            twilio_timeout: self.twilio_timeout / factor,
+            lease: self.lease / i32::try_from(factor).unwrap_or(i32::MAX),
+        }
+    }
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self { twilio_timeout: Duration::from_secs(10), lease: TimeDelta::seconds(45) }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("could not build the HTTP client for Twilio")]
+    Http(#[from] reqwest::Error),
+}
+
+#[derive(Clone, Debug)]
+pub struct Services {
+    pub settings: Arc<Settings>,
+    pub clinics: ClinicsTable,
+    pub messages: MessagesTable,
+    pub queues: SendQueues,
+    pub twilio: TwilioClient,
+    pub clock: Clock,
+    pub timing: Timing,
+}
+
+impl Services {
+    pub fn new(settings: Settings, aws: &SdkConfig, clock: Clock, timing: Timing) -> Result<Self, StartupError> {
+        let dynamo = aws_sdk_dynamodb::Client::new(aws);
+        let sqs = aws_sdk_sqs::Client::new(aws);
+        Ok(Self {
+            clinics: ClinicsTable::new(dynamo.clone(), settings.tables.clinics.clone()),
+            messages: MessagesTable::new(dynamo, settings.tables.messages.clone()),
+            queues: SendQueues::new(sqs, settings.queues.clone()),
+            twilio: TwilioClient::new(settings.twilio.clone(), timing.twilio_timeout)?,
+            settings: Arc::new(settings),
+            clock,
+            timing,
+        })
+    }
+
+    /// On Lambda: settings from the environment, AWS from the execution role, the system clock.
+    pub async fn from_env() -> Result<Self, StartupError> {
+        let settings = Settings::from_env()?;
+        let aws = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        Self::new(settings, &aws, Clock::system(), Timing::default())
+    }
+}

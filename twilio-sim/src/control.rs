@@ -1,0 +1,66 @@
+//! The simulator's own HTTP surface under `/sim`, for the local runner and curl.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::callbacks::Outcome;
+use crate::recording::RecordedRequest;
+use crate::resource::SimMessage;
+use crate::state::SimState;
+
+pub(crate) fn router() -> Router<Arc<SimState>> {
+    Router::new()
+        .route("/sim/overrides", post(set_override).delete(clear_overrides))
+        .route("/sim/requests", get(requests))
+        .route("/sim/messages", get(messages))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum OutcomeName {
+    Deliver,
+    Undelivered,
+    Failed,
+}
+
+/// `{"to": "+1…", "outcome": "deliver" | "undelivered" | "failed", "error_code": 30003}`;
+/// `error_code` is required for the two failing outcomes.
+#[derive(Debug, Deserialize)]
+struct OverrideRequest {
+    to: String,
+    outcome: OutcomeName,
+    error_code: Option<u32>,
+}
+
+async fn set_override(State(state): State<Arc<SimState>>, Json(request): Json<OverrideRequest>) -> Response {
+    let outcome = match (request.outcome, request.error_code) {
+        (OutcomeName::Deliver, _) => Outcome::Deliver,
+        (OutcomeName::Undelivered, Some(code)) => Outcome::Undelivered(code),
+        (OutcomeName::Failed, Some(code)) => Outcome::Failed(code),
+        (OutcomeName::Undelivered | OutcomeName::Failed, None) => {
+            return (StatusCode::UNPROCESSABLE_ENTITY, "\"undelivered\" and \"failed\" need an \"error_code\"")
+                .into_response();
+        }
+    };
+    state.set_override(&request.to, outcome);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn clear_overrides(State(state): State<Arc<SimState>>) -> StatusCode {
+    state.clear_overrides();
+    StatusCode::NO_CONTENT
+}
+
+async fn requests(State(state): State<Arc<SimState>>) -> Json<Vec<RecordedRequest>> {
+    Json(state.requests())
+}
+
+async fn messages(State(state): State<Arc<SimState>>) -> Json<Vec<SimMessage>> {
+    Json(state.messages())
+}

@@ -1,0 +1,88 @@
+//! Everything a running simulator holds, shared by the HTTP handlers, the callback tasks and
+//! the [`crate::Simulator`] handle.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::watch;
+
+use crate::accounts::{Account, SimConfig};
+use crate::callbacks::Outcome;
+use crate::recording::RecordedRequest;
+use crate::resource::{MessageRecord, SimMessage};
+
+/// How long Twilio waits for a status callback's whole response.
+const CALLBACK_TIMEOUT: Duration = Duration::from_secs(15);
+const CALLBACK_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) struct SimState {
+    pub accounts: Vec<Account>,
+    pub callback_delay: Duration,
+    pub http: reqwest::Client,
+    /// In creation order. Tests create tens of messages, so lookups by SID can scan.
+    pub messages: Mutex<Vec<MessageRecord>>,
+    pub requests: Mutex<Vec<RecordedRequest>>,
+    /// Keyed by the exact `To` string.
+    pub overrides: Mutex<HashMap<String, Outcome>>,
+    /// Message lifecycles still to play out; `callbacks_settled` waits for zero.
+    pub pending_lifecycles: watch::Sender<usize>,
+}
+
+impl SimState {
+    pub fn new(config: SimConfig) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            // Callbacks go to local receivers; a proxy from the environment must not intercept them.
+            .no_proxy()
+            .connect_timeout(CALLBACK_CONNECT_TIMEOUT)
+            .timeout(CALLBACK_TIMEOUT)
+            .user_agent("TwilioProxy/1.1")
+            .build()
+            .context("building the status-callback HTTP client")?;
+        Ok(Self {
+            accounts: config.accounts,
+            callback_delay: config.callback_delay,
+            http,
+            messages: Mutex::default(),
+            requests: Mutex::default(),
+            overrides: Mutex::default(),
+            pending_lifecycles: watch::Sender::new(0),
+        })
+    }
+
+    pub fn account(&self, sid: &str) -> Option<&Account> {
+        self.accounts.iter().find(|a| a.sid == sid)
+    }
+
+    pub fn outcome_for(&self, to: &str) -> Outcome {
+        lock(&self.overrides).get(to).copied().unwrap_or_default()
+    }
+
+    pub fn set_override(&self, to: &str, outcome: Outcome) {
+        lock(&self.overrides).insert(to.to_owned(), outcome);
+    }
+
+    pub fn clear_overrides(&self) {
+        lock(&self.overrides).clear();
+    }
+
+    pub fn messages(&self) -> Vec<SimMessage> {
+        lock(&self.messages).iter().map(|r| r.message.clone()).collect()
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.requests).clone()
+    }
+
+    /// Runs `change` on the stored message, if it exists, and returns what it returned.
+    pub fn update_message<T>(&self, sid: &str, change: impl FnOnce(&mut MessageRecord) -> T) -> Option<T> {
+        lock(&self.messages).iter_mut().find(|r| r.message.sid == sid).map(change)
+    }
+}
+
+/// A panic while holding one of these locks leaves plain data behind, still worth reading, so
+/// poisoning is ignored rather than spread to every later request.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
