@@ -1,1 +1,8 @@
-fn main() {}
+//! Integration tests: every test starts its own system (tables, queues, simulator, runner) on a
+//! moto server, so tests run in parallel. `cargo xtask check` starts one moto server and passes
+//! its address in `CLINIC_SMS_MOTO_ENDPOINT`; without it, each test starts its own.
+
+mod api;
+mod flow;
+mod support;
+mod webhooks;
