@@ -23,13 +23,13 @@ pub struct Timing {
 }
 
 impl Timing {
-    /// Both durations divided by `factor`, keeping the lease longer than the Twilio timeout.
+    /// Both durations divided by `factor`, for tests; the Twilio timeout stays at least a second
+    /// (a loaded test machine is slow) and the lease at least twice the timeout.
     pub fn scaled(self, factor: u32) -> Self {
         let factor = factor.max(1);
-        Self {
-            twilio_timeout: self.twilio_timeout / factor,
-            lease: self.lease / i32::try_from(factor).unwrap_or(i32::MAX),
-        }
+        let twilio_timeout = (self.twilio_timeout / factor).max(Duration::from_secs(1));
+        let floor = TimeDelta::from_std(twilio_timeout * 2).unwrap_or(self.lease);
+        Self { twilio_timeout, lease: (self.lease / i32::try_from(factor).unwrap_or(i32::MAX)).max(floor) }
     }
 }
 

@@ -3,6 +3,8 @@
 //! its address in `CLINIC_SMS_MOTO_ENDPOINT`; without it, each test starts its own.
 
 mod api;
+mod events;
 mod flow;
+mod lanes;
 mod support;
 mod webhooks;

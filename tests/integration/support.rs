@@ -24,6 +24,11 @@ impl TestStack {
     }
 
     pub async fn start_with(account: TwilioAccount) -> Self {
+        Self::start_custom(|options| options.account = account).await
+    }
+
+    /// A stack with test options changed by `configure`.
+    pub async fn start_custom(configure: impl FnOnce(&mut StackOptions)) -> Self {
         let (endpoint, moto) = match std::env::var("CLINIC_SMS_MOTO_ENDPOINT") {
             Ok(endpoint) => (endpoint, None),
             Err(_) => {
@@ -32,7 +37,7 @@ impl TestStack {
             }
         };
         let mut options = StackOptions::for_tests(unique_prefix());
-        options.account = account;
+        configure(&mut options);
         let stack = Stack::start(&endpoint, options).await.expect("local stack starts");
         Self { stack, http: reqwest::Client::new(), _moto: moto }
     }

@@ -33,8 +33,23 @@ impl Verified {
     }
 }
 
-/// Checks the signature of a form-encoded webhook; on failure, the answer to send.
-pub fn verify(services: &Services, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Result<Verified, Response> {
+/// A request whose signature did not verify: answered 403, nothing read or stored.
+#[derive(Debug)]
+pub struct SignatureRejected;
+
+impl IntoResponse for SignatureRejected {
+    fn into_response(self) -> Response {
+        (StatusCode::FORBIDDEN, "signature does not verify").into_response()
+    }
+}
+
+/// Checks the signature of a form-encoded webhook.
+pub fn verify(
+    services: &Services,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Verified, SignatureRejected> {
     let url = match uri.query() {
         Some(query) => format!("{}?{query}", services.settings.webhook_url(uri.path())),
         None => services.settings.webhook_url(uri.path()),
@@ -44,7 +59,7 @@ pub fn verify(services: &Services, uri: &Uri, headers: &HeaderMap, body: &Bytes)
     let valid = signature.is_some_and(|sig| signature::verify(&services.settings.twilio.auth_token, &url, &form, sig));
     if !valid {
         warn!(route = uri.path(), signed = signature.is_some(), "webhook rejected: signature does not verify");
-        return Err((StatusCode::FORBIDDEN, "signature does not verify").into_response());
+        return Err(SignatureRejected);
     }
     let query =
         uri.query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();

@@ -15,7 +15,7 @@ use crate::verify;
 pub async fn callback(State(services): State<Services>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let request = match verify(&services, &uri, &headers, &body) {
         Ok(request) => request,
-        Err(rejection) => return rejection,
+        Err(rejected) => return rejected.into_response(),
     };
     let (Some(sid), Some(status)) = (request.form_value("MessageSid"), request.form_value("MessageStatus")) else {
         return (StatusCode::BAD_REQUEST, "MessageSid and MessageStatus are required").into_response();

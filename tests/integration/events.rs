@@ -1,0 +1,101 @@
+//! Every sample in `events/` runs through its function's handler against the local stack.
+
+use std::path::PathBuf;
+
+use aws_lambda_events::sqs::SqsEvent;
+use chrono::TimeDelta;
+use http_body_util::BodyExt;
+use lambda_runtime::{Context, LambdaEvent};
+use shared::api_keys;
+use shared::clinic::Role;
+use shared::config::Settings;
+use shared::ids::{ClinicId, ConnectionId, MessageId, UserId};
+use shared::message::{Lane, Message, MessageBody};
+use shared::message_status::MessageStatus;
+use shared::phone::E164;
+use shared::services::Services;
+use tower::ServiceExt;
+
+use crate::support::TestStack;
+
+const SHOWN_ID: &str = "01JC3Z8R6X5Y7W2V9T4Q0N1B2C";
+const QUEUED_ID: &str = "01JC3Z8R6X5Y7W2V9T4Q0N1B2D";
+
+fn sample(name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn message(t: &TestStack, id: &str, to: &str) -> Message {
+    let mut m = Message::new_outbound(
+        ClinicId::new("demo"),
+        E164::parse(to, None).expect("valid number"),
+        MessageBody::parse("Max's checkup is tomorrow at 9:00").expect("valid body"),
+        ConnectionId::new("main"),
+        Lane::Interactive,
+        None,
+        t.stack.services.clock.now(),
+    );
+    m.id = id.parse::<MessageId>().expect("a ULID");
+    m
+}
+
+async fn run_http(app: axum::Router, event: &str) -> (u16, serde_json::Value) {
+    let request = lambda_http::request::from_str(event).expect("an API Gateway event");
+    let response = app.oneshot(request).await.expect("the router answers");
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await.expect("a body").to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test]
+async fn every_sample_runs_through_its_handler() {
+    let t = TestStack::start().await;
+    let services = &t.stack.services;
+    let now = services.clock.now();
+    let key = api_keys::issue(ClinicId::new("demo"), UserId::new("front-desk"), Role::Staff, now, Some("sample"));
+    services.clinics.put_api_key(&key.record).await.expect("key stored");
+
+    // api: create
+    let (status, body) = run_http(api::router(services.clone()), &sample("api-create-message.json")).await;
+    assert_eq!(status, 202, "{body}");
+    let created = t.wait_for_status(body["id"].as_str().expect("id"), "delivered").await;
+    assert_eq!(created["to"], "+14155550199");
+
+    // api: show, and twilio-webhooks: a delivered callback for a submitted message
+    let sid = format!("SM{}", "5e".repeat(16));
+    let shown = message(&t, SHOWN_ID, "+14155550199")
+        .claim(now, TimeDelta::seconds(30))
+        .and_then(|m| m.accepted(1, &sid, "queued", now))
+        .expect("a submitted message");
+    services.messages.insert(&shown).await.expect("stored");
+    let (status, body) = run_http(api::router(services.clone()), &sample("api-get-message.json")).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("submitted")), "{body}");
+
+    let as_deployed = Services::new(
+        Settings {
+            public_base_url: "https://abc123.execute-api.us-east-1.amazonaws.com".parse().expect("url"),
+            twilio: shared::config::TwilioSettings {
+                auth_token: "sample-auth-token".into(),
+                ..services.settings.twilio.clone()
+            },
+            ..(*services.settings).clone()
+        },
+        &t.stack.aws,
+        services.clock.clone(),
+        services.timing,
+    )
+    .expect("services");
+    let (status, _) = run_http(twilio_webhooks::router(as_deployed), &sample("twilio-status-callback.json")).await;
+    assert_eq!(status, 200);
+    assert_eq!(t.wait_for_status(SHOWN_ID, "delivered").await["twilio_sid"], sid.as_str());
+
+    // sender: one send job
+    services.messages.insert(&message(&t, QUEUED_ID, "+14155550198")).await.expect("stored");
+    let event: SqsEvent = serde_json::from_str(&sample("sender-send-job.json")).expect("an SQS event");
+    let response = sender::handle(services, LambdaEvent::new(event, Context::default())).await.expect("handled");
+    assert!(response.batch_item_failures.is_empty());
+    let sent = services.messages.get(&QUEUED_ID.parse().expect("id")).await.expect("read").expect("exists");
+    assert!(matches!(sent.status, MessageStatus::Submitted | MessageStatus::Sent | MessageStatus::Delivered));
+    assert!(sent.twilio_sid.is_some());
+}
