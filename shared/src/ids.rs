@@ -1,4 +1,4 @@
-//! Identifiers. Messages use ULIDs, so ids sort by creation time and views can page by id.
+//! Identifiers. Messages use ULIDs (timestamp from the project clock, then randomness), so ids sort by creation time and views can page by id.
 
 use std::fmt;
 use std::str::FromStr;
@@ -16,11 +16,6 @@ macro_rules! string_id {
         impl $name {
             pub fn new(value: impl Into<String>) -> Self {
                 Self(value.into())
-            }
-
-            /// A fresh, time-ordered id.
-            pub fn generate() -> Self {
-                Self(Ulid::new().to_string().to_ascii_lowercase())
             }
 
             pub fn as_str(&self) -> &str {
@@ -55,8 +50,10 @@ string_id!(
 pub struct MessageId(Ulid);
 
 impl MessageId {
-    pub fn generate() -> Self {
-        Self(Ulid::new())
+    /// A fresh id for something created at `now` (from the project's clock, so ids sort in the
+    /// same order as the times the product records).
+    pub fn generate(now: chrono::DateTime<chrono::Utc>) -> Self {
+        Self(Ulid::from_datetime(now.into()))
     }
 
     pub fn from_ulid(ulid: Ulid) -> Self {
@@ -102,7 +99,7 @@ mod tests {
 
     #[test]
     fn message_ids_round_trip_and_reject_garbage() {
-        let id = MessageId::generate();
+        let id = MessageId::generate(chrono::Utc::now());
         assert_eq!(id.to_string().parse::<MessageId>(), Ok(id));
         assert_eq!("not-an-id".parse::<MessageId>(), Err(BadMessageId));
         assert_eq!("".parse::<MessageId>(), Err(BadMessageId));

@@ -175,7 +175,7 @@ impl Message {
         now: DateTime<Utc>,
     ) -> Self {
         Self {
-            id: MessageId::generate(),
+            id: MessageId::generate(now),
             clinic_id,
             to,
             body,
