@@ -7,7 +7,9 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
-use shared::aws_resources::{QUEUES, QueueSpec, TABLES, TableSpec};
+use shared::aws_resources::{
+    APPOINTMENTS_TABLE, CLINICS_TABLE, COUNTERS_TABLE, MESSAGES_TABLE, QUEUES, QueueSpec, TABLES, TableSpec,
+};
 use shared::config::{QueueUrls, Settings, TableNames};
 
 /// What was created, by name.
@@ -56,9 +58,10 @@ pub async fn provision(aws: &SdkConfig, prefix: &str, time_scale: u32) -> anyhow
         .await?;
     Ok(Resources {
         tables: TableNames {
-            clinics: Settings::table_name(prefix, &TABLES[0]),
-            messages: Settings::table_name(prefix, &TABLES[1]),
-            counters: Settings::table_name(prefix, &TABLES[2]),
+            clinics: Settings::table_name(prefix, &CLINICS_TABLE),
+            messages: Settings::table_name(prefix, &MESSAGES_TABLE),
+            counters: Settings::table_name(prefix, &COUNTERS_TABLE),
+            appointments: Settings::table_name(prefix, &APPOINTMENTS_TABLE),
         },
         queues: QueueUrls { interactive, scheduled, bulk },
         dlqs,

@@ -32,8 +32,15 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// Serves HTTP on `listener` and starts `pollers_per_lane` pollers on every lane.
-    pub fn start(services: Services, listener: TcpListener, pollers_per_lane: usize, sqs: aws_sdk_sqs::Client) -> Self {
+    /// Serves HTTP on `listener`, starts `pollers_per_lane` pollers on every lane and, with
+    /// `scheduler_ticks`, an EventBridge-like schedule calling the scheduler every minute.
+    pub fn start(
+        services: Services,
+        listener: TcpListener,
+        pollers_per_lane: usize,
+        scheduler_ticks: bool,
+        sqs: aws_sdk_sqs::Client,
+    ) -> Self {
         let app = http_app(&services);
         let mut tasks = vec![tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -51,7 +58,29 @@ impl Runner {
                 tasks.push(tokio::spawn(poller.run()));
             }
         }
+        if scheduler_ticks {
+            tasks.push(tokio::spawn(every_minute(services)));
+        }
         Self { tasks }
+    }
+}
+
+/// Like an EventBridge `rate(1 minute)` rule: one tick at the start of each minute, whose time
+/// is the minute it is for.
+async fn every_minute(services: Services) {
+    loop {
+        let now = services.clock.now();
+        let next_minute = now.timestamp() - now.timestamp().rem_euclid(60) + 60;
+        let wait = u64::try_from((next_minute - now.timestamp()).max(1)).unwrap_or(60);
+        tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+        let at = chrono::DateTime::from_timestamp(next_minute, 0).unwrap_or_else(|| services.clock.now());
+        let mut event = aws_lambda_events::eventbridge::EventBridgeEvent::<serde_json::Value>::default();
+        event.detail_type = "Scheduled Event".into();
+        event.source = "aws.events".into();
+        event.time = Some(at);
+        if let Err(e) = scheduler::handle(&services, LambdaEvent::new(event, Context::default())).await {
+            error!(error = %e, "scheduler tick failed");
+        }
     }
 }
 

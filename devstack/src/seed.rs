@@ -2,8 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use shared::api_keys;
-use shared::clinic::{Clinic, Connection, Role};
+use shared::clinic::{Clinic, Connection, Preference, Role, SendMode, User, default_confirmation_keywords};
 use shared::clinics_table::ClinicsTable;
+use shared::counters_table::CountersTable;
 use shared::ids::{ClinicId, ConnectionId, UserId};
 use shared::phone::E164;
 use shared::twilio::client::SenderId;
@@ -15,10 +16,14 @@ pub struct SeededClinic {
     pub api_key: String,
 }
 
-/// Creates a clinic with a number connection and an admin key. `key_seed` makes the key
+/// Credits a new demo clinic starts with.
+pub const STARTING_CREDITS: u64 = 1000;
+
+/// Creates a clinic with a number connection, an admin user and key, and starting credits. `key_seed` makes the key
 /// reproducible (demo data, sample events); `None` makes a random one.
 pub async fn clinic_with_connection(
     clinics: &ClinicsTable,
+    counters: &CountersTable,
     clinic_id: &str,
     sender_number: &str,
     key_seed: Option<&str>,
@@ -41,11 +46,27 @@ pub async fn clinic_with_connection(
         default_country: "US".into(),
         time_zone: "America/New_York".into(),
         default_connection_id: Some(connection.id.clone()),
+        two_way_texting: true,
+        send_mode: SendMode::Immediately,
+        low_credit_threshold: 50,
+        allowances_enabled: false,
+        confirmation_keywords: default_confirmation_keywords(),
+        default_reminder_preference: Preference::Sms,
         created_at: now,
     };
     let key = api_keys::issue(clinic_id, UserId::new("admin"), Role::Admin, now, key_seed);
     clinics.put_clinic(&clinic).await?;
     clinics.put_connection(&connection).await?;
     clinics.put_api_key(&key.record).await?;
+    clinics
+        .put_record(&User {
+            id: "admin".into(),
+            clinic_id: clinic.id.clone(),
+            name: "Administrator".into(),
+            role: Role::Admin,
+            daily_allowance: None,
+        })
+        .await?;
+    counters.add_credits(&clinic.id, STARTING_CREDITS).await?;
     Ok(SeededClinic { clinic, connection, api_key: key.full_key })
 }

@@ -45,6 +45,8 @@ pub struct StackOptions {
     pub key_seed: Option<String>,
     pub clock: Clock,
     pub pollers_per_lane: usize,
+    /// Tick the scheduler at the start of every minute (local runs); tests tick it themselves.
+    pub scheduler_ticks: bool,
 }
 
 impl StackOptions {
@@ -57,6 +59,7 @@ impl StackOptions {
             key_seed: None,
             clock: Clock::system(),
             pollers_per_lane: 1,
+            scheduler_ticks: false,
         }
     }
 }
@@ -130,14 +133,20 @@ impl Stack {
         let services = Services::new(settings, &aws, options.clock.clone(), timing)?;
         let demo = seed::clinic_with_connection(
             &services.clinics,
+            &services.counters,
             "demo",
             sender,
             options.key_seed.as_deref(),
             options.clock.now(),
         )
         .await?;
-        let runner =
-            Runner::start(services.clone(), listener, options.pollers_per_lane, aws_sdk_sqs::Client::new(&aws));
+        let runner = Runner::start(
+            services.clone(),
+            listener,
+            options.pollers_per_lane,
+            options.scheduler_ticks,
+            aws_sdk_sqs::Client::new(&aws),
+        );
         Ok(Self { services, resources, simulator, base_url, demo, aws, _runner: runner })
     }
 }

@@ -48,6 +48,9 @@ pub struct QueueSpec {
 /// `gsi1pk`/`gsi1sk` hold (docs/data-model.md lists them), so new access patterns need no new index.
 pub const GSI1: IndexSpec = IndexSpec { name: "gsi1", partition_key: "gsi1pk", sort_key: "gsi1sk" };
 
+/// The second generic index, for tables with two access patterns on one item type.
+pub const GSI2: IndexSpec = IndexSpec { name: "gsi2", partition_key: "gsi2pk", sort_key: "gsi2sk" };
+
 pub const CLINICS_TABLE: TableSpec = TableSpec {
     logical_id: "ClinicsTable",
     suffix: "clinics",
@@ -62,7 +65,7 @@ pub const MESSAGES_TABLE: TableSpec = TableSpec {
     suffix: "messages",
     partition_key: "pk",
     sort_key: "sk",
-    indexes: &[GSI1],
+    indexes: &[GSI1, GSI2],
     ttl_attribute: None,
 };
 
@@ -75,7 +78,19 @@ pub const COUNTERS_TABLE: TableSpec = TableSpec {
     ttl_attribute: Some("expires_at"),
 };
 
-pub const TABLES: [TableSpec; 3] = [CLINICS_TABLE, MESSAGES_TABLE, COUNTERS_TABLE];
+pub const APPOINTMENTS_TABLE: TableSpec = TableSpec {
+    logical_id: "AppointmentsTable",
+    suffix: "appointments",
+    partition_key: "pk",
+    sort_key: "sk",
+    indexes: &[GSI1, GSI2],
+    ttl_attribute: None,
+};
+
+pub const TABLES: [TableSpec; 4] = [CLINICS_TABLE, MESSAGES_TABLE, COUNTERS_TABLE, APPOINTMENTS_TABLE];
+
+/// The scheduler's Lambda timeout: a tick that cannot finish resumes at the next one.
+pub const SCHEDULER_TIMEOUT_SECS: u32 = 60;
 
 /// The sender's Lambda timeout; the lanes' visibility timeout is six times this.
 pub const SENDER_TIMEOUT_SECS: u32 = 30;
@@ -127,14 +142,18 @@ mod tests {
     const DYNAMODB_TABLE: &str = "AWS::DynamoDB::Table";
     const SQS_QUEUE: &str = "AWS::SQS::Queue";
     const SENDER_FUNCTION: &str = "SenderFunction";
+    const SCHEDULER_FUNCTION: &str = "SchedulerFunction";
+    /// The scheduler works in whole minutes (reminder windows, the top of each business's hour).
+    const SCHEDULER_RATE: &str = "rate(1 minute)";
     const HTTP_API: &str = "HttpApi";
 
     /// Every variable `Settings::from_env` (config.rs) reads. It has a default for
     /// `TWILIO_API_BASE`, but the template sets that one too.
-    const SETTINGS_ENV_VARS: [&str; 12] = [
+    const SETTINGS_ENV_VARS: [&str; 13] = [
         "CLINICS_TABLE",
         "MESSAGES_TABLE",
         "COUNTERS_TABLE",
+        "APPOINTMENTS_TABLE",
         "INTERACTIVE_QUEUE_URL",
         "SCHEDULED_QUEUE_URL",
         "BULK_QUEUE_URL",
@@ -147,10 +166,11 @@ mod tests {
     ];
 
     /// Variables naming a resource, with the logical id they must `!Ref`.
-    const RESOURCE_ENV_VARS: [(&str, &str); 8] = [
+    const RESOURCE_ENV_VARS: [(&str, &str); 9] = [
         ("CLINICS_TABLE", CLINICS_TABLE.logical_id),
         ("MESSAGES_TABLE", MESSAGES_TABLE.logical_id),
         ("COUNTERS_TABLE", COUNTERS_TABLE.logical_id),
+        ("APPOINTMENTS_TABLE", APPOINTMENTS_TABLE.logical_id),
         ("INTERACTIVE_QUEUE_URL", INTERACTIVE_QUEUE.logical_id),
         ("SCHEDULED_QUEUE_URL", SCHEDULED_QUEUE.logical_id),
         ("BULK_QUEUE_URL", BULK_QUEUE.logical_id),
@@ -204,6 +224,36 @@ mod tests {
             check_visibility_covers_sender(&template, spec, timeout, &mut problems);
         }
         problems.assert_none("template.yaml's sender disagrees with QUEUES / SENDER_TIMEOUT_SECS");
+    }
+
+    #[test]
+    fn scheduler_ticks_every_minute_with_its_timeout() {
+        let template = template();
+        let scheduler = required(resource(&template, SCHEDULER_FUNCTION, SERVERLESS_FUNCTION));
+        let mut problems = Problems::default();
+
+        let timeout = prop(scheduler, "Timeout").or_else(|| at(&template, "Globals.Function.Timeout"));
+        problems.check_number("SchedulerFunction Timeout", timeout, SCHEDULER_TIMEOUT_SECS);
+
+        let events = events_of_type(scheduler, "Schedule");
+        match events.as_slice() {
+            [(event, props)] => {
+                let schedule = props.get("Schedule");
+                if text(schedule) != Some(SCHEDULER_RATE) {
+                    let schedule = show(schedule);
+                    problems.add(format!(
+                        "SchedulerFunction event {event}: Schedule is {schedule}, expected {SCHEDULER_RATE}"
+                    ));
+                }
+                let disabled = boolean(props.get("Enabled")) == Some(false)
+                    || text(props.get("State")).is_some_and(|state| state != "ENABLED");
+                if disabled {
+                    problems.add(format!("SchedulerFunction event {event} is not enabled"));
+                }
+            }
+            other => problems.add(format!("SchedulerFunction has {} Schedule events, expected 1", other.len())),
+        }
+        problems.assert_none("template.yaml's scheduler disagrees with SCHEDULER_TIMEOUT_SECS");
     }
 
     #[test]

@@ -13,11 +13,51 @@ pub struct Clinic {
     pub name: String,
     /// ISO 3166-1 alpha-2 country used to read numbers typed without a country code.
     pub default_country: String,
-    /// IANA time zone, e.g. `America/New_York`.
+    /// IANA time zone, e.g. `America/New_York`: the clinic's day for allowances.
     pub time_zone: String,
     #[serde(default)]
     pub default_connection_id: Option<ConnectionId>,
+    /// Patients' replies are shown and answered (mass alerts require it).
+    #[serde(default)]
+    pub two_way_texting: bool,
+    #[serde(default)]
+    pub send_mode: SendMode,
+    /// Below this many credits, settings show a warning and `CreditsLow` is published.
+    #[serde(default)]
+    pub low_credit_threshold: u64,
+    /// When on, each user's texts count against their daily allowance.
+    #[serde(default)]
+    pub allowances_enabled: bool,
+    /// Replies that confirm an appointment (never one of Twilio's opt-out, opt-in or help words).
+    #[serde(default = "default_confirmation_keywords")]
+    pub confirmation_keywords: Vec<String>,
+    /// Used for contacts who have not chosen.
+    #[serde(default)]
+    pub default_reminder_preference: Preference,
     pub created_at: DateTime<Utc>,
+}
+
+pub fn default_confirmation_keywords() -> Vec<String> {
+    vec!["C".into(), "CONFIRM".into()]
+}
+
+/// Whether outbound texts go straight out or wait for a person to approve them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SendMode {
+    #[default]
+    Immediately,
+    ApprovalRequired,
+}
+
+/// How a contact wants automated reminders.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Preference {
+    #[default]
+    Sms,
+    Email,
+    None,
 }
 
 impl Clinic {
@@ -41,6 +81,27 @@ pub struct Connection {
     pub enabled: bool,
 }
 
+impl crate::clinic_records::ClinicRecord for Connection {
+    const KIND: &'static str = "CONNECTION";
+
+    fn id(&self) -> &str {
+        self.id.as_str()
+    }
+
+    fn clinic_id(&self) -> &ClinicId {
+        &self.clinic_id
+    }
+
+    /// Found by the number (or Messaging Service) an inbound text was sent to.
+    fn index_keys(&self) -> Option<(String, String)> {
+        let sender = match &self.sender {
+            SenderId::Number(number) => number.to_string(),
+            SenderId::MessagingService(sid) => sid.clone(),
+        };
+        Some((format!("SENDER#{sender}"), format!("CLINIC#{}", self.clinic_id)))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -54,4 +115,28 @@ pub struct Principal {
     pub clinic_id: ClinicId,
     pub user_id: UserId,
     pub role: Role,
+}
+
+/// A clinic user. API keys belong to one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    pub clinic_id: ClinicId,
+    pub name: String,
+    pub role: Role,
+    /// Texts per day when the clinic's allowances are on; `None` or 0 blocks sending.
+    #[serde(default)]
+    pub daily_allowance: Option<u32>,
+}
+
+impl crate::clinic_records::ClinicRecord for User {
+    const KIND: &'static str = "USER";
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn clinic_id(&self) -> &ClinicId {
+        &self.clinic_id
+    }
 }

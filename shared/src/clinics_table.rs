@@ -8,7 +8,6 @@ use crate::api_keys::ApiKeyRecord;
 use crate::clinic::{Clinic, Connection};
 use crate::dynamo::{StoreError, from_item, s, to_item};
 use crate::ids::{ClinicId, ConnectionId};
-use crate::twilio::client::SenderId;
 
 #[derive(Clone, Debug)]
 pub struct ClinicsTable {
@@ -23,6 +22,14 @@ fn clinic_pk(id: &ClinicId) -> String {
 impl ClinicsTable {
     pub fn new(client: Client, table: String) -> Self {
         Self { client, table }
+    }
+
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(crate) fn table(&self) -> &str {
+        &self.table
     }
 
     async fn put(&self, item: crate::dynamo::Item) -> Result<(), StoreError> {
@@ -44,21 +51,11 @@ impl ClinicsTable {
     }
 
     pub async fn put_connection(&self, connection: &Connection) -> Result<(), StoreError> {
-        let sender = match &connection.sender {
-            SenderId::Number(number) => number.to_string(),
-            SenderId::MessagingService(sid) => sid.clone(),
-        };
-        let keys = [
-            ("pk", clinic_pk(&connection.clinic_id)),
-            ("sk", format!("CONNECTION#{}", connection.id)),
-            ("gsi1pk", format!("SENDER#{sender}")),
-            ("gsi1sk", clinic_pk(&connection.clinic_id)),
-        ];
-        self.put(to_item(connection, &keys)?).await
+        self.put_record(connection).await
     }
 
     pub async fn connection(&self, clinic: &ClinicId, id: &ConnectionId) -> Result<Option<Connection>, StoreError> {
-        self.get(clinic_pk(clinic), format!("CONNECTION#{id}")).await
+        self.record(clinic, id.as_str()).await
     }
 
     pub async fn put_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {

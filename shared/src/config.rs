@@ -18,6 +18,7 @@ pub struct TableNames {
     pub clinics: String,
     pub messages: String,
     pub counters: String,
+    pub appointments: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,6 +65,7 @@ impl Settings {
                 clinics: var("CLINICS_TABLE")?,
                 messages: var("MESSAGES_TABLE")?,
                 counters: var("COUNTERS_TABLE")?,
+                appointments: var("APPOINTMENTS_TABLE")?,
             },
             queues: QueueUrls {
                 interactive: var("INTERACTIVE_QUEUE_URL")?,

@@ -52,3 +52,8 @@ pub fn s(value: impl Into<String>) -> AttributeValue {
 pub fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
+
+/// A UTC instant as a sortable key part (`2026-03-08T15:00:00Z`).
+pub fn index_instant(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}

@@ -60,6 +60,7 @@ pub enum Lane {
 #[serde(rename_all = "snake_case")]
 pub enum Actor {
     Api,
+    Scheduler,
     Sender,
     Twilio,
 }
@@ -112,11 +113,24 @@ pub struct HistoryEntry {
     pub note: Option<String>,
 }
 
+/// The appointment a reminder is about, as it was when the reminder was decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppointmentRef {
+    pub id: String,
+    pub business_id: String,
+    pub start: DateTime<Utc>,
+    /// When the reminder window that created it opened (credit retries count from it).
+    pub window_opened_at: DateTime<Utc>,
+    pub time_zone: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub id: MessageId,
     pub clinic_id: ClinicId,
-    pub to: E164,
+    /// Absent only on a did-not-trigger entry for a contact with no usable number.
+    #[serde(default)]
+    pub to: Option<E164>,
     pub body: MessageBody,
     pub connection_id: ConnectionId,
     pub lane: Lane,
@@ -139,6 +153,11 @@ pub struct Message {
     pub updated_at: DateTime<Utc>,
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
+    #[serde(default)]
+    pub appointment: Option<AppointmentRef>,
+    /// For a reminder that failed for lack of credit: when it is tried again.
+    #[serde(default)]
+    pub credit_retry_at: Option<DateTime<Utc>>,
 }
 
 /// A status callback from Twilio, already verified and parsed.
@@ -177,7 +196,7 @@ impl Message {
         Self {
             id: MessageId::generate(now),
             clinic_id,
-            to,
+            to: Some(to),
             body,
             connection_id,
             lane,
@@ -191,7 +210,107 @@ impl Message {
             created_at: now,
             updated_at: now,
             history: vec![HistoryEntry::ours(now, Actor::Api, 0, MessageStatus::Queued)],
+            appointment: None,
+            credit_retry_at: None,
         }
+    }
+
+    /// A reminder decided by the scheduler: `queued` (sent as soon as possible) or
+    /// `awaiting_approval`, on the scheduled lane.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new_reminder(
+        id: MessageId,
+        clinic_id: ClinicId,
+        to: E164,
+        body: MessageBody,
+        connection_id: ConnectionId,
+        appointment: AppointmentRef,
+        status: MessageStatus,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let entry = HistoryEntry::ours(now, Actor::Scheduler, 0, status);
+        Self::decided(id, clinic_id, Some(to), body, connection_id, appointment, status, entry, now)
+    }
+
+    /// A did-not-trigger entry: the reminder that was not created, and why.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new_skipped(
+        id: MessageId,
+        clinic_id: ClinicId,
+        to: Option<E164>,
+        body: MessageBody,
+        connection_id: ConnectionId,
+        appointment: AppointmentRef,
+        reason: Reason,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let mut entry = HistoryEntry::ours(now, Actor::Scheduler, 0, MessageStatus::Skipped);
+        entry.note = Some(reason.description().to_owned());
+        let mut message =
+            Self::decided(id, clinic_id, to, body, connection_id, appointment, MessageStatus::Skipped, entry, now);
+        message.failure = Some(Failure::reason(reason));
+        message
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn decided(
+        id: MessageId,
+        clinic_id: ClinicId,
+        to: Option<E164>,
+        body: MessageBody,
+        connection_id: ConnectionId,
+        appointment: AppointmentRef,
+        status: MessageStatus,
+        first_entry: HistoryEntry,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            clinic_id,
+            to,
+            body,
+            connection_id,
+            lane: Lane::Scheduled,
+            status,
+            version: 1,
+            attempt: 0,
+            twilio_sid: None,
+            lease_until: None,
+            failure: None,
+            created_by: None,
+            created_at: now,
+            updated_at: now,
+            history: vec![first_entry],
+            appointment: Some(appointment),
+            credit_retry_at: None,
+        }
+    }
+
+    /// Not sent after all (`queued`, `awaiting_approval` or `scheduled` → `skipped`).
+    pub fn skipped(&self, reason: Reason, now: DateTime<Utc>) -> Result<Self, Refused> {
+        if !self.status.can_become(MessageStatus::Skipped) {
+            return Err(Refused::WrongStatus(self.status, MessageStatus::Skipped));
+        }
+        let mut next = self.moved(MessageStatus::Skipped, now);
+        next.lease_until = None;
+        next.failure = Some(Failure::reason(reason));
+        let mut entry = HistoryEntry::ours(now, Actor::Sender, self.attempt, MessageStatus::Skipped);
+        entry.note = Some(reason.description().to_owned());
+        next.history.push(entry);
+        Ok(next)
+    }
+
+    /// A failed text goes back to the queue for a new attempt (resend, credit retry).
+    pub fn requeued(&self, actor: Actor, note: &str, now: DateTime<Utc>) -> Result<Self, Refused> {
+        if !matches!(self.status, MessageStatus::Failed | MessageStatus::Undelivered) {
+            return Err(Refused::WrongStatus(self.status, MessageStatus::Failed));
+        }
+        let mut next = self.moved(MessageStatus::Queued, now);
+        next.credit_retry_at = None;
+        let mut entry = HistoryEntry::ours(now, actor, self.attempt, MessageStatus::Queued);
+        entry.note = Some(note.to_owned());
+        next.history.push(entry);
+        Ok(next)
     }
 
     /// `queued → sending`: the caller owns a new attempt until `now + lease`.

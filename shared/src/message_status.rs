@@ -5,7 +5,8 @@
 //! scheduled         → queued | cancelled | skipped
 //! queued            → sending | deferred | failed | skipped
 //! deferred          → queued
-//! sending           → submitted | failed | queued (released for a retry Twilio never saw)
+//! sending           → submitted | failed | skipped (checks just before the Twilio call)
+//!                     | queued (released for a retry Twilio never saw)
 //!                     | sent | delivered | undelivered (a callback that beat the sender's own write)
 //! submitted         → sent | delivered | undelivered | failed
 //! sent              → delivered | undelivered | failed
@@ -81,7 +82,7 @@ impl MessageStatus {
             Scheduled => matches!(to, Queued | Cancelled | Skipped),
             Queued => matches!(to, Sending | Deferred | Failed | Skipped),
             Deferred => matches!(to, Queued),
-            Sending => matches!(to, Submitted | Failed | Queued | Sent | Delivered | Undelivered),
+            Sending => matches!(to, Submitted | Failed | Skipped | Queued | Sent | Delivered | Undelivered),
             Submitted => matches!(to, Sent | Delivered | Undelivered | Failed),
             Sent => matches!(to, Delivered | Undelivered | Failed),
             Failed | Undelivered => matches!(to, Queued),
@@ -120,6 +121,7 @@ mod tests {
         (Deferred, Queued),
         (Sending, Submitted),
         (Sending, Failed),
+        (Sending, Skipped),
         (Sending, Queued),
         (Sending, Sent),
         (Sending, Delivered),

@@ -6,11 +6,14 @@
 
 use aws_sdk_dynamodb::Client;
 
-use crate::dynamo::{Item, StoreError, from_item, n, s, to_item};
+use chrono::{DateTime, Utc};
+
+use crate::dynamo::{Item, StoreError, from_item, index_instant, n, s, to_item};
 use crate::ids::MessageId;
 use crate::message::{Message, Refused};
 
 const SORT_KEY: &str = "MESSAGE";
+const CREDIT_RETRY: &str = "CREDIT_RETRY";
 /// Optimistic writes retried this many times before giving up on a hot item.
 const MAX_CONFLICTS: usize = 8;
 
@@ -38,15 +41,44 @@ impl MessagesTable {
     }
 
     fn item(message: &Message) -> Result<Item, StoreError> {
-        to_item(
-            message,
-            &[
-                ("pk", pk(&message.id)),
-                ("sk", SORT_KEY.to_owned()),
-                ("gsi1pk", format!("CLINIC#{}", message.clinic_id)),
-                ("gsi1sk", format!("MSG#{}", message.id)),
-            ],
-        )
+        let mut keys = vec![
+            ("pk", pk(&message.id)),
+            ("sk", SORT_KEY.to_owned()),
+            ("gsi1pk", format!("CLINIC#{}", message.clinic_id)),
+            ("gsi1sk", format!("MSG#{}", message.id)),
+        ];
+        // Sparse: only reminders waiting for a credit retry are in this index.
+        if let Some(at) = message.credit_retry_at {
+            keys.extend([
+                ("gsi2pk", CREDIT_RETRY.to_owned()),
+                ("gsi2sk", format!("{}#{}", index_instant(at), message.id)),
+            ]);
+        }
+        to_item(message, &keys)
+    }
+
+    /// Reminders whose credit retry is due at or before `now`.
+    pub async fn credit_retries_due(&self, now: DateTime<Utc>) -> Result<Vec<MessageId>, StoreError> {
+        let mut due = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("gsi2")
+            .key_condition_expression("gsi2pk = :kind AND gsi2sk <= :now")
+            .expression_attribute_values(":kind", s(CREDIT_RETRY))
+            // `~` sorts after every id character: everything due at `now` itself is included.
+            .expression_attribute_values(":now", s(format!("{}#~", index_instant(now))))
+            .projection_expression("id")
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.try_next().await? {
+            if let Some(id) = item.get("id").and_then(|v| v.as_s().ok()).and_then(|v| v.parse().ok()) {
+                due.push(id);
+            }
+        }
+        Ok(due)
     }
 
     /// Stores a new message; fails with `Conflict` if the id exists.

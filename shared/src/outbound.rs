@@ -43,6 +43,7 @@ pub async fn create_text(
     if !connection.enabled {
         return Err(CreateTextError::ConnectionDisabled);
     }
+    let masked_to = to.masked();
     let message = Message::new_outbound(
         clinic.id,
         to,
@@ -60,6 +61,6 @@ pub async fn create_text(
         }
         return Err(queue_error.into());
     }
-    info!(message_id = %message.id, to = %message.to.masked(), "text queued");
+    info!(message_id = %message.id, to = %masked_to, "text queued");
     Ok(message)
 }

@@ -1,20 +1,26 @@
-//! The sender's work for one job: claim the message for a new attempt, hand it to Twilio once,
-//! and record what Twilio said. Every write is conditional, so a job delivered twice, or a
-//! sender that dies halfway, never makes a second Twilio request for the same attempt.
+//! The sender's work for one job: claim the message for a new attempt, check it may still go
+//! (its appointment, the recipient's opt-out, the connection, the clinic's credits), hand it to
+//! Twilio once, and record what Twilio said. Every write is conditional, so a job delivered twice,
+//! or a sender that dies halfway, never makes a second Twilio request for the same attempt.
 
 use std::time::Duration;
 
+use chrono::{DateTime, TimeDelta, Utc};
 use tracing::{info, warn};
 
+use crate::appointments::AppointmentStatus;
+use crate::contacts::OptOut;
 use crate::dynamo::StoreError;
-use crate::message::{Failure, Message};
+use crate::message::{AppointmentRef, Failure, Message};
 use crate::message_status::MessageStatus;
 use crate::messages_table::Update;
 use crate::reason::Reason;
+use crate::reminder_window;
 use crate::retry_policy;
+use crate::segments;
 use crate::send_queue::SendJob;
 use crate::services::Services;
-use crate::twilio::client::{NewMessage, TwilioError};
+use crate::twilio::client::{CreatedMessage, NewMessage, TwilioError};
 use crate::twilio::error_catalogue::{self, Retry};
 
 /// What to do with the job afterwards.
@@ -26,17 +32,18 @@ pub enum JobOutcome {
     RetryLater(Duration),
 }
 
-/// What Twilio's answer means for the attempt.
+/// What happens to the claimed attempt.
 enum Verdict {
     Accepted {
         sid: String,
         status: String,
     },
-    /// Twilio did not take it and never will: fail now.
+    /// Not sent, and it should not be: the appointment changed or the number opted out.
+    Skip(Reason),
+    /// Twilio did not take it and never will (or we could not even ask): fail now.
     Failed(Failure),
     /// Twilio did not take it; try again after the delay.
     Retry {
-        failure: Failure,
         after: Duration,
         note: String,
     },
@@ -57,40 +64,33 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
         Update::Refused(_, current) => return Ok(already_handled(&current, now, lease)),
     };
     let attempt = claimed.attempt;
-    let verdict = match services.clinics.connection(&claimed.clinic_id, &claimed.connection_id).await? {
-        Some(connection) if connection.enabled => {
-            let callback = status_callback_url(services, &claimed);
-            let request = NewMessage {
-                to: &claimed.to,
-                sender: &connection.sender,
-                body: claimed.body.as_str(),
-                status_callback: &callback,
-            };
-            judge(services.twilio.create_message(&request).await, attempt)
-        }
-        _ => Verdict::Failed(Failure::reason(Reason::ConnectionUnavailable)),
-    };
+    let verdict = decide(services, &claimed, now).await?;
     let now = services.clock.now();
     let (outcome, update) = match verdict {
         Verdict::Accepted { sid, status } => {
             let update = services.messages.update(&claimed.id, |m| m.accepted(attempt, &sid, &status, now)).await?;
             (JobOutcome::Finished, update)
         }
-        Verdict::Failed(failure) => {
-            let update =
-                services.messages.update(&claimed.id, |m| m.failed_attempt(attempt, failure.clone(), now)).await?;
+        Verdict::Skip(reason) => {
+            let update = services.messages.update(&claimed.id, |m| m.skipped(reason, now)).await?;
             (JobOutcome::Finished, update)
         }
-        Verdict::Retry { failure: _, after, note } if retry_policy::may_retry(attempt) => {
+        Verdict::Failed(failure) => {
+            let retry_at = credit_retry_at(&claimed, &failure, now);
+            let update = services
+                .messages
+                .update(&claimed.id, |m| {
+                    let mut failed = m.failed_attempt(attempt, failure.clone(), now)?;
+                    failed.credit_retry_at = retry_at;
+                    Ok(failed)
+                })
+                .await?;
+            (JobOutcome::Finished, update)
+        }
+        Verdict::Retry { after, note } => {
             let update =
                 services.messages.update(&claimed.id, |m| m.released_for_retry(attempt, note.clone(), now)).await?;
             (JobOutcome::RetryLater(after), update)
-        }
-        Verdict::Retry { failure, .. } => {
-            let failure = Failure { reason: Some(Reason::RetriesExhausted), ..failure };
-            let update =
-                services.messages.update(&claimed.id, |m| m.failed_attempt(attempt, failure.clone(), now)).await?;
-            (JobOutcome::Finished, update)
         }
         Verdict::Unknown(why) => {
             warn!(message_id = %claimed.id, attempt, %why, "outcome at Twilio unknown; will reconcile after the lease");
@@ -108,8 +108,62 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
     Ok(outcome)
 }
 
+/// Everything checked between the claim and the Twilio call, then the call itself. Credits are
+/// reserved just before the call and given back when Twilio does not take the text.
+async fn decide(services: &Services, m: &Message, now: DateTime<Utc>) -> Result<Verdict, StoreError> {
+    let Some(to) = m.to.as_ref() else {
+        return Ok(Verdict::Failed(Failure::reason(Reason::NoMobileNumber)));
+    };
+    if let Some(appointment) = &m.appointment
+        && !appointment_still_due(services, m, appointment, now).await?
+    {
+        return Ok(Verdict::Skip(Reason::AppointmentChanged));
+    }
+    if services.clinics.record::<OptOut>(&m.clinic_id, to.as_str()).await?.is_some() {
+        return Ok(Verdict::Skip(Reason::OptedOut));
+    }
+    let connection = match services.clinics.connection(&m.clinic_id, &m.connection_id).await? {
+        Some(connection) if connection.enabled => connection,
+        _ => return Ok(Verdict::Failed(Failure::reason(Reason::ConnectionUnavailable))),
+    };
+    let credits = u64::from(segments::analyse(m.body.as_str()).segments.max(1));
+    if services.counters.reserve_credits(&m.clinic_id, credits).await?.is_err() {
+        return Ok(Verdict::Failed(Failure::reason(Reason::InsufficientCredits)));
+    }
+    let callback = status_callback_url(services, m);
+    let request = NewMessage { to, sender: &connection.sender, body: m.body.as_str(), status_callback: &callback };
+    let verdict = judge(services.twilio.create_message(&request).await, m.attempt);
+    if matches!(verdict, Verdict::Failed(_) | Verdict::Retry { .. }) {
+        services.counters.add_credits(&m.clinic_id, credits).await?;
+    }
+    Ok(verdict)
+}
+
+/// A reminder goes only while its appointment is still booked at the same time and in the future.
+async fn appointment_still_due(
+    services: &Services,
+    m: &Message,
+    reminder_for: &AppointmentRef,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let current = services.appointments.get(&m.clinic_id, &reminder_for.id).await?;
+    Ok(current
+        .is_some_and(|a| a.status != AppointmentStatus::Cancelled && a.start == reminder_for.start && a.start > now))
+}
+
+/// A reminder that failed for credit is retried on the hour in its business's zone, the last
+/// retry at most five hours after its window opened; after that it stays failed.
+fn credit_retry_at(m: &Message, failure: &Failure, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if failure.reason != Some(Reason::InsufficientCredits) {
+        return None;
+    }
+    let appointment = m.appointment.as_ref()?;
+    let tz = appointment.time_zone.parse().ok()?;
+    reminder_window::credit_retry_times(tz, appointment.window_opened_at).into_iter().find(|t| *t > now)
+}
+
 /// The claim was refused: someone else has the message, or it is past sending.
-fn already_handled(current: &Message, now: chrono::DateTime<chrono::Utc>, lease: chrono::TimeDelta) -> JobOutcome {
+fn already_handled(current: &Message, now: DateTime<Utc>, lease: TimeDelta) -> JobOutcome {
     if current.status != MessageStatus::Sending {
         return JobOutcome::Finished;
     }
@@ -123,8 +177,8 @@ fn already_handled(current: &Message, now: chrono::DateTime<chrono::Utc>, lease:
     JobOutcome::RetryLater(Duration::from_secs(lease.num_seconds().max(1).unsigned_abs()))
 }
 
-fn lease_left(message: &Message, now: chrono::DateTime<chrono::Utc>) -> Duration {
-    let left = message.lease_until.map_or(chrono::TimeDelta::zero(), |until| until - now);
+fn lease_left(message: &Message, now: DateTime<Utc>) -> Duration {
+    let left = message.lease_until.map_or(TimeDelta::zero(), |until| until - now);
     left.to_std().unwrap_or(Duration::ZERO).max(Duration::from_secs(1))
 }
 
@@ -132,8 +186,15 @@ fn status_callback_url(services: &Services, message: &Message) -> String {
     format!("{}?m={}&a={}", services.settings.webhook_url("/twilio/status"), message.id, message.attempt)
 }
 
-fn judge(result: Result<crate::twilio::client::CreatedMessage, TwilioError>, attempt: u32) -> Verdict {
+fn judge(result: Result<CreatedMessage, TwilioError>, attempt: u32) -> Verdict {
     let unit = rand::random::<f64>();
+    let retry_or_fail = |failure: Failure, after: Duration, note: String| {
+        if retry_policy::may_retry(attempt) {
+            Verdict::Retry { after, note }
+        } else {
+            Verdict::Failed(Failure { reason: Some(Reason::RetriesExhausted), ..failure })
+        }
+    };
     match result {
         Ok(created) => {
             Verdict::Accepted { sid: created.sid, status: created.status.unwrap_or_else(|| "queued".into()) }
@@ -141,24 +202,24 @@ fn judge(result: Result<crate::twilio::client::CreatedMessage, TwilioError>, att
         Err(TwilioError::Refused { code, message, .. }) => {
             let failure = Failure::twilio(code, Some(message));
             match error_catalogue::lookup(code).map(|info| info.retry) {
-                Some(Retry::Safe | Retry::Later) => Verdict::Retry {
+                Some(Retry::Safe | Retry::Later) => retry_or_fail(
                     failure,
-                    after: retry_policy::delay(attempt, unit, None),
-                    note: format!("Twilio error {code}; will retry"),
-                },
+                    retry_policy::delay(attempt, unit, None),
+                    format!("Twilio error {code}; will retry"),
+                ),
                 Some(Retry::Never) | None => Verdict::Failed(failure),
             }
         }
-        Err(TwilioError::Throttled { retry_after }) => Verdict::Retry {
-            failure: Failure::twilio(20429, None),
-            after: retry_policy::delay(attempt, unit, retry_after),
-            note: "Twilio asked us to slow down (20429); will retry".into(),
-        },
-        Err(TwilioError::Unreachable(why)) => Verdict::Retry {
-            failure: Failure { code: None, reason: None, twilio_message: Some(why) },
-            after: retry_policy::delay(attempt, unit, None),
-            note: "Twilio could not be reached; will retry".into(),
-        },
+        Err(TwilioError::Throttled { retry_after }) => retry_or_fail(
+            Failure::twilio(20429, None),
+            retry_policy::delay(attempt, unit, retry_after),
+            "Twilio asked us to slow down (20429); will retry".into(),
+        ),
+        Err(TwilioError::Unreachable(why)) => retry_or_fail(
+            Failure { code: None, reason: None, twilio_message: Some(why) },
+            retry_policy::delay(attempt, unit, None),
+            "Twilio could not be reached; will retry".into(),
+        ),
         Err(TwilioError::Ambiguous(why)) => Verdict::Unknown(why),
     }
 }

@@ -6,9 +6,11 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, SdkConfig};
 use chrono::TimeDelta;
 
+use crate::appointments::AppointmentsTable;
 use crate::clinics_table::ClinicsTable;
 use crate::clock::Clock;
 use crate::config::{ConfigError, Settings};
+use crate::counters_table::CountersTable;
 use crate::messages_table::MessagesTable;
 use crate::send_queue::SendQueues;
 use crate::twilio::client::TwilioClient;
@@ -52,6 +54,8 @@ pub struct Services {
     pub settings: Arc<Settings>,
     pub clinics: ClinicsTable,
     pub messages: MessagesTable,
+    pub appointments: AppointmentsTable,
+    pub counters: CountersTable,
     pub queues: SendQueues,
     pub twilio: TwilioClient,
     pub clock: Clock,
@@ -64,7 +68,9 @@ impl Services {
         let sqs = aws_sdk_sqs::Client::new(aws);
         Ok(Self {
             clinics: ClinicsTable::new(dynamo.clone(), settings.tables.clinics.clone()),
-            messages: MessagesTable::new(dynamo, settings.tables.messages.clone()),
+            messages: MessagesTable::new(dynamo.clone(), settings.tables.messages.clone()),
+            appointments: AppointmentsTable::new(dynamo.clone(), settings.tables.appointments.clone()),
+            counters: CountersTable::new(dynamo, settings.tables.counters.clone()),
             queues: SendQueues::new(sqs, settings.queues.clone()),
             twilio: TwilioClient::new(settings.twilio.clone(), timing.twilio_timeout)?,
             settings: Arc::new(settings),

@@ -86,6 +86,7 @@ async fn another_clinics_message_is_not_found() {
     let id = t.send_text("+14155550123").await;
     let other = devstack::seed::clinic_with_connection(
         &t.stack.services.clinics,
+        &t.stack.services.counters,
         "other",
         devstack::stack::DEMO_SENDER,
         None,

@@ -22,6 +22,7 @@ pub async fn run() -> anyhow::Result<()> {
         key_seed: Some("demo".into()),
         clock: Clock::system(),
         pollers_per_lane: 2,
+        scheduler_ticks: true,
     };
     let stack = Stack::start(&moto.endpoint, options).await?;
     let key = &stack.demo.api_key;

@@ -1,22 +1,50 @@
 //! The clinic-facing HTTPS API. One axum router serves on Lambda (through `lambda_http`) and
 //! locally (through `axum::serve`).
 
+mod appointments;
 mod auth;
+mod checks;
+mod clinic_data;
+mod json_input;
 mod messages;
 mod problem;
+mod records;
+mod settings;
+mod templates;
 mod views;
 
 use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
+use shared::appointment_types::{AppointmentType, SmsTemplate};
+use shared::businesses::Business;
+use shared::clinic::{Connection, User};
+use shared::contacts::{Contact, Group};
 use shared::services::Services;
 
 pub use problem::Problem;
 
 pub fn router(services: Services) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/v1/messages", post(messages::create))
         .route("/v1/messages/{id}", get(messages::show))
+        .route("/v1/clinic", get(settings::show).put(settings::replace))
+        .route("/v1/clinic/credits", post(settings::top_up))
+        .route("/v1/api-keys", post(settings::issue_key))
+        .route("/v1/api-keys/{key_id}", delete(settings::revoke_key))
+        .route("/v1/templates/preview", post(templates::preview))
+        .route("/v1/appointments", get(appointments::list).post(appointments::create))
+        .route("/v1/appointments/{id}", get(appointments::show).put(appointments::replace).delete(appointments::remove))
+        .route("/v1/appointments/{id}/reminder-check", get(appointments::reminder_check))
+        .route("/v1/contacts/{id}/sms-check", get(checks::sms_check));
+    router = records::routes::<Business>(router);
+    router = records::routes::<Contact>(router);
+    router = records::routes::<Group>(router);
+    router = records::routes::<SmsTemplate>(router);
+    router = records::routes::<AppointmentType>(router);
+    router = records::routes::<User>(router);
+    router = records::routes::<Connection>(router);
+    router
         .fallback(|| async { Problem::not_found("No such endpoint.") })
         .method_not_allowed_fallback(|| async {
             Problem::new(

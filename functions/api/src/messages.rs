@@ -20,14 +20,7 @@ pub async fn create(
     Caller(caller): Caller,
     body: Bytes,
 ) -> Result<impl IntoResponse, Problem> {
-    let request: Value = serde_json::from_slice(&body).map_err(|e| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "malformed-json",
-            "The request body is not valid JSON",
-            format!("Send a JSON object; the body could not be read: {e}."),
-        )
-    })?;
+    let request: Value = serde_json::from_slice(&body).map_err(Problem::malformed_json)?;
     if !request.is_object() {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,

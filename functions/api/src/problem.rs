@@ -15,7 +15,7 @@ pub struct Problem {
     slug: &'static str,
     title: &'static str,
     detail: String,
-    field: Option<&'static str>,
+    field: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -34,11 +34,24 @@ impl Problem {
         Self { status, slug, title, detail: detail.into(), field: None }
     }
 
-    pub fn invalid_field(field: &'static str, detail: impl Into<String>) -> Self {
+    pub fn invalid_field(field: impl Into<String>, detail: impl Into<String>) -> Self {
         Self {
-            field: Some(field),
+            field: Some(field.into()),
             ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field", "A field is not valid", detail)
         }
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed", detail)
+    }
+
+    pub fn malformed_json(detail: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+            "The request body is not valid JSON",
+            format!("Send a JSON object; the body could not be read: {detail}."),
+        )
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {
@@ -64,7 +77,7 @@ impl IntoResponse for Problem {
             title: self.title,
             status: self.status.as_u16(),
             detail: &self.detail,
-            field: self.field,
+            field: self.field.as_deref(),
         };
         let mut response = (self.status, Json(body)).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
@@ -72,6 +85,12 @@ impl IntoResponse for Problem {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+impl From<shared::dynamo::StoreError> for Problem {
+    fn from(err: shared::dynamo::StoreError) -> Self {
+        Self::unavailable(&err)
     }
 }
 

@@ -16,7 +16,7 @@ pub struct Accepted {
 #[derive(Serialize)]
 pub struct MessageView<'a> {
     pub id: String,
-    pub to: &'a str,
+    pub to: Option<&'a str>,
     pub body: &'a str,
     pub status: MessageStatus,
     pub attempt: u32,
@@ -59,7 +59,7 @@ impl<'a> From<&'a Message> for MessageView<'a> {
         });
         Self {
             id: m.id.to_string(),
-            to: m.to.as_str(),
+            to: m.to.as_ref().map(|t| t.as_str()),
             body: m.body.as_str(),
             status: m.status,
             attempt: m.attempt,

@@ -1,0 +1,155 @@
+//! The clinic's records over HTTP, one generic set of handlers for every kind: list (cursor
+//! pagination), create, read, replace, delete. Each kind says how its input becomes a record and
+//! who may change it. Records live in the caller's clinic partition, so another clinic's id is
+//! simply not found.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::{Json, routing::get};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use shared::clinic::{Clinic, Principal, Role};
+use shared::clinic_records::{ClinicRecord, ListError};
+use shared::dynamo::StoreError;
+use shared::services::Services;
+
+use crate::auth::Caller;
+use crate::json_input;
+use crate::problem::Problem;
+
+/// What a record's input is read against.
+pub struct InputContext<'a> {
+    pub services: &'a Services,
+    pub clinic: &'a Clinic,
+    pub now: DateTime<Utc>,
+}
+
+pub trait Resource: ClinicRecord {
+    /// The collection's path segment, e.g. `businesses`.
+    const PATH: &'static str;
+    /// A person's word for one record, e.g. `business`.
+    const NOUN: &'static str;
+    /// Only admins may create, change or delete these.
+    const ADMIN_WRITES: bool;
+    type Input: DeserializeOwned + Send;
+
+    /// Builds the record from its input (for a replace, `id` is the existing one).
+    fn from_input(
+        input: Self::Input,
+        id: String,
+        ctx: &InputContext<'_>,
+    ) -> impl Future<Output = Result<Self, Problem>> + Send;
+
+    /// What the API shows; the record itself unless a kind adds to it.
+    fn view(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    cursor: Option<String>,
+    limit: Option<i32>,
+}
+
+pub fn routes<T: Resource>(router: Router<Services>) -> Router<Services> {
+    router
+        .route(&format!("/v1/{}", T::PATH), get(list::<T>).post(create::<T>))
+        .route(&format!("/v1/{}/{{id}}", T::PATH), get(show::<T>).put(replace::<T>).delete(remove::<T>))
+}
+
+pub async fn clinic_of(services: &Services, caller: &Principal) -> Result<Clinic, Problem> {
+    services
+        .clinics
+        .clinic(&caller.clinic_id)
+        .await?
+        .ok_or_else(|| Problem::unavailable(&"the caller's clinic record is missing"))
+}
+
+fn require_writer<T: Resource>(caller: &Principal) -> Result<(), Problem> {
+    if T::ADMIN_WRITES && caller.role != Role::Admin {
+        return Err(Problem::forbidden(format!("Only administrators can change {}.", T::PATH)));
+    }
+    Ok(())
+}
+
+fn not_found<T: Resource>(id: &str) -> Problem {
+    Problem::not_found(format!("No {} {id} exists for this clinic.", T::NOUN))
+}
+
+async fn list<T: Resource>(
+    State(services): State<Services>,
+    Caller(caller): Caller,
+    Query(query): Query<ListQuery>,
+) -> Result<impl IntoResponse, Problem> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(Problem::invalid_field("limit", "`limit` must be between 1 and 100."));
+    }
+    let page =
+        services.clinics.list::<T>(&caller.clinic_id, query.cursor.as_deref(), limit).await.map_err(|e| match e {
+            ListError::BadCursor => Problem::invalid_field("cursor", "The cursor is not one this list gave out."),
+            ListError::Store(e) => e.into(),
+        })?;
+    let items: Vec<_> = page.items.iter().map(T::view).collect();
+    Ok(Json(serde_json::json!({ "items": items, "next_cursor": page.next_cursor })))
+}
+
+async fn create<T: Resource>(
+    State(services): State<Services>,
+    Caller(caller): Caller,
+    body: Bytes,
+) -> Result<impl IntoResponse, Problem> {
+    require_writer::<T>(&caller)?;
+    let input: T::Input = json_input::parse(&body)?;
+    let clinic = clinic_of(&services, &caller).await?;
+    let ctx = InputContext { services: &services, clinic: &clinic, now: services.clock.now() };
+    let id = ulid::Ulid::from_datetime(ctx.now.into()).to_string().to_ascii_lowercase();
+    let record = T::from_input(input, id, &ctx).await?;
+    services.clinics.insert_record(&record).await?;
+    Ok((StatusCode::CREATED, Json(record.view())))
+}
+
+async fn show<T: Resource>(
+    State(services): State<Services>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, Problem> {
+    let record: T = services.clinics.record(&caller.clinic_id, &id).await?.ok_or_else(|| not_found::<T>(&id))?;
+    Ok(Json(record.view()))
+}
+
+async fn replace<T: Resource>(
+    State(services): State<Services>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<impl IntoResponse, Problem> {
+    require_writer::<T>(&caller)?;
+    let input: T::Input = json_input::parse(&body)?;
+    let clinic = clinic_of(&services, &caller).await?;
+    let ctx = InputContext { services: &services, clinic: &clinic, now: services.clock.now() };
+    let record = T::from_input(input, id.clone(), &ctx).await?;
+    match services.clinics.replace_record(&record).await {
+        Ok(()) => Ok(Json(record.view())),
+        Err(StoreError::Conflict) => Err(not_found::<T>(&id)),
+        Err(other) => Err(other.into()),
+    }
+}
+
+async fn remove<T: Resource>(
+    State(services): State<Services>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, Problem> {
+    require_writer::<T>(&caller)?;
+    if services.clinics.delete_record::<T>(&caller.clinic_id, &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found::<T>(&id))
+    }
+}

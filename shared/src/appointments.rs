@@ -1,0 +1,191 @@
+//! Appointments, in their own table: `pk = APPT#<id>`, `sk = APPOINTMENT`.
+//!
+//! - `gsi1` (`REMIND#<business id>` / `<start>#<id>`) holds only appointments that still need a
+//!   reminder decision for their current start time: the scheduler reads exactly those. Recording
+//!   a decision removes the keys; moving the appointment puts them back.
+//! - `gsi2` (`CLINIC#<clinic id>` / `<start>#<id>`): a clinic's appointments by start time.
+
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::dynamo::{StoreError, from_item, index_instant, s, to_item};
+use crate::ids::ClinicId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppointmentStatus {
+    Booked,
+    Confirmed,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Appointment {
+    pub id: String,
+    pub clinic_id: ClinicId,
+    pub business_id: String,
+    pub contact_id: String,
+    pub type_id: String,
+    #[serde(default)]
+    pub patient_names: Vec<String>,
+    /// Stored in UTC; shown in the business's zone.
+    pub start: DateTime<Utc>,
+    pub status: AppointmentStatus,
+    /// The start time a reminder decision was recorded for.
+    #[serde(default)]
+    pub decided_start: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Appointment {
+    pub fn needs_decision(&self) -> bool {
+        self.decided_start != Some(self.start)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct AppointmentsTable {
+    client: Client,
+    table: String,
+}
+
+fn pk(id: &str) -> String {
+    format!("APPT#{id}")
+}
+
+fn by_start(a: &Appointment) -> String {
+    format!("{}#{}", index_instant(a.start), a.id)
+}
+
+impl AppointmentsTable {
+    pub fn new(client: Client, table: String) -> Self {
+        Self { client, table }
+    }
+
+    fn item(a: &Appointment) -> Result<crate::dynamo::Item, StoreError> {
+        let mut keys = vec![
+            ("pk", pk(&a.id)),
+            ("sk", "APPOINTMENT".to_owned()),
+            ("gsi2pk", format!("CLINIC#{}", a.clinic_id)),
+            ("gsi2sk", by_start(a)),
+        ];
+        if a.needs_decision() {
+            keys.extend([("gsi1pk", format!("REMIND#{}", a.business_id)), ("gsi1sk", by_start(a))]);
+        }
+        to_item(a, &keys)
+    }
+
+    pub async fn put(&self, a: &Appointment) -> Result<(), StoreError> {
+        self.client.put_item().table_name(&self.table).set_item(Some(Self::item(a)?)).send().await?;
+        Ok(())
+    }
+
+    /// An appointment of this clinic (another clinic's is `None`, as if it did not exist).
+    pub async fn get(&self, clinic: &ClinicId, id: &str) -> Result<Option<Appointment>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk(id)))
+            .key("sk", s("APPOINTMENT"))
+            .consistent_read(true)
+            .send()
+            .await?;
+        let found: Option<Appointment> = out.item.map(from_item).transpose()?;
+        Ok(found.filter(|a| &a.clinic_id == clinic))
+    }
+
+    pub async fn delete(&self, clinic: &ClinicId, id: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(pk(id)))
+            .key("sk", s("APPOINTMENT"))
+            .condition_expression("clinic_id = :clinic")
+            .expression_attribute_values(":clinic", s(clinic.as_str()))
+            .send()
+            .await;
+        match result.map_err(StoreError::from) {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Appointments of a business awaiting a reminder decision, starting in `[from, to)`.
+    pub async fn awaiting_decision(
+        &self,
+        business_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Appointment>, StoreError> {
+        self.query_range("gsi1", "gsi1pk", format!("REMIND#{business_id}"), "gsi1sk", from, to).await
+    }
+
+    /// A clinic's appointments starting in `[from, to)`, by start time.
+    pub async fn of_clinic_between(
+        &self,
+        clinic: &ClinicId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Appointment>, StoreError> {
+        self.query_range("gsi2", "gsi2pk", format!("CLINIC#{clinic}"), "gsi2sk", from, to).await
+    }
+
+    async fn query_range(
+        &self,
+        index: &str,
+        pk_name: &str,
+        pk_value: String,
+        sk_name: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Appointment>, StoreError> {
+        let mut found = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
+            .expression_attribute_names("#pk", pk_name)
+            .expression_attribute_names("#sk", sk_name)
+            .expression_attribute_values(":pk", s(pk_value))
+            .expression_attribute_values(":from", s(index_instant(from)))
+            // `#` sorts before every id character, so this stops just before `to`.
+            .expression_attribute_values(":to", s(format!("{}#", index_instant(to - chrono::TimeDelta::seconds(1)))))
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.try_next().await? {
+            found.push(from_item(item)?);
+        }
+        Ok(found)
+    }
+
+    /// Records that a reminder decision was made for `start`, unless the appointment has moved
+    /// since (then it keeps waiting for a decision at its new time).
+    pub async fn mark_decided(&self, id: &str, start: DateTime<Utc>) -> Result<bool, StoreError> {
+        let start_value = serde_dynamo::to_attribute_value(start)?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk(id)))
+            .key("sk", s("APPOINTMENT"))
+            .update_expression("SET decided_start = :start REMOVE gsi1pk, gsi1sk")
+            .condition_expression("#start = :start")
+            .expression_attribute_names("#start", "start")
+            .expression_attribute_values(":start", start_value)
+            .send()
+            .await;
+        match result.map_err(StoreError::from) {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The `counters` table: numbers that many writers change at once, each changed with one atomic
+//! conditional update. SMS credits (`CREDITS#<clinic>` / `BALANCE`) and per-user daily allowances
+//! (`ALLOWANCE#<clinic>#<user>` / `<local date>`, expiring two days later).
+
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+
+use crate::dynamo::{StoreError, n, s};
+use crate::ids::ClinicId;
+
+#[derive(Clone, Debug)]
+pub struct CountersTable {
+    client: Client,
+    table: String,
+}
+
+/// Not enough left: nothing was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not enough left")]
+pub struct Exhausted;
+
+fn credits_pk(clinic: &ClinicId) -> String {
+    format!("CREDITS#{clinic}")
+}
+
+impl CountersTable {
+    pub fn new(client: Client, table: String) -> Self {
+        Self { client, table }
+    }
+
+    pub async fn credit_balance(&self, clinic: &ClinicId) -> Result<u64, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(credits_pk(clinic)))
+            .key("sk", s("BALANCE"))
+            .consistent_read(true)
+            .send()
+            .await?;
+        Ok(out
+            .item
+            .and_then(|item| item.get("balance").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()))
+            .unwrap_or(0))
+    }
+
+    /// Adds credits (a top-up or a refund) and returns the new balance.
+    pub async fn add_credits(&self, clinic: &ClinicId, credits: u64) -> Result<u64, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(credits_pk(clinic)))
+            .key("sk", s("BALANCE"))
+            .update_expression("ADD balance :n")
+            .expression_attribute_values(":n", n(credits))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await?;
+        Ok(out
+            .attributes
+            .and_then(|a| a.get("balance").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()))
+            .unwrap_or(0))
+    }
+
+    /// Takes `credits` if at least that many are left, atomically: the balance never goes below
+    /// zero however many senders reserve at once. Returns what is left.
+    pub async fn reserve_credits(&self, clinic: &ClinicId, credits: u64) -> Result<Result<u64, Exhausted>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(credits_pk(clinic)))
+            .key("sk", s("BALANCE"))
+            .update_expression("SET balance = balance - :n")
+            .condition_expression("balance >= :n")
+            .expression_attribute_values(":n", n(credits))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match result.map_err(StoreError::from) {
+            Ok(out) => Ok(Ok(out
+                .attributes
+                .and_then(|a| a.get("balance").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()))
+                .unwrap_or(0))),
+            Err(StoreError::Conflict) => Ok(Err(Exhausted)),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Counts one text against a user's allowance for `day` (the clinic's local date), unless
+    /// `limit` texts were already counted. Returns how many are counted now.
+    pub async fn count_allowance(
+        &self,
+        clinic: &ClinicId,
+        user: &str,
+        day: NaiveDate,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Result<u32, Exhausted>, StoreError> {
+        let expires = (now + TimeDelta::days(2)).timestamp();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("ALLOWANCE#{clinic}#{user}")))
+            .key("sk", s(day.to_string()))
+            .update_expression("ADD used :one SET expires_at = :expires")
+            .condition_expression("attribute_not_exists(used) OR used < :limit")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(limit))
+            .expression_attribute_values(":expires", n(expires))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match result.map_err(StoreError::from) {
+            Ok(out) => Ok(Ok(out
+                .attributes
+                .and_then(|a| a.get("used").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()))
+                .unwrap_or(0))),
+            Err(StoreError::Conflict) => Ok(Err(Exhausted)),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// How many texts a user has sent on `day`.
+    pub async fn allowance_used(&self, clinic: &ClinicId, user: &str, day: NaiveDate) -> Result<u32, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("ALLOWANCE#{clinic}#{user}")))
+            .key("sk", s(day.to_string()))
+            .send()
+            .await?;
+        Ok(out.item.and_then(|i| i.get("used").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())).unwrap_or(0))
+    }
+}

@@ -1,0 +1,326 @@
+//! The scheduler's tick: open due reminder windows, decide each waiting appointment once, and
+//! release credit retries that are due. "Now" is the tick's own time (the EventBridge event's
+//! `time`), never the wall clock, so tests drive it with synthetic ticks.
+//!
+//! Exactly one decision per appointment, template and start time, however ticks overlap or
+//! repeat: the decision's message id is derived from those (and the window), its insert is
+//! conditional, and the appointment is marked decided only afterwards. A tick that stops midway
+//! leaves the rest waiting in the index, and the next tick carries on.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+use ulid::Ulid;
+
+use crate::appointment_types::{AppointmentType, SmsTemplate};
+use crate::appointments::Appointment;
+use crate::businesses::{Business, WINDOWS_INDEX_KEY};
+use crate::clinic::{Clinic, Connection, SendMode};
+use crate::contacts::{Contact, OptOut, SmsNumber};
+use crate::dynamo::{StoreError, from_item, index_instant, s};
+use crate::ids::{ClinicId, ConnectionId, MessageId};
+use crate::message::{Actor, AppointmentRef, Message, MessageBody};
+use crate::message_status::MessageStatus;
+use crate::messages_table::Update;
+use crate::phone::E164;
+use crate::reason::Reason;
+use crate::reminder_checks::{Check, ReminderFacts, decide, reminder_checks};
+use crate::reminder_window::{WindowState, local_day_bounds};
+use crate::send_queue::{QueueError, SendJob};
+use crate::services::Services;
+use crate::templates::RenderContext;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TickError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TickReport {
+    /// Businesses whose window was open during this tick.
+    pub open_windows: usize,
+    pub reminders: usize,
+    pub skipped: usize,
+    pub credit_retries: usize,
+}
+
+pub async fn tick(services: &Services, now: DateTime<Utc>) -> Result<TickReport, TickError> {
+    let mut report = TickReport::default();
+    for business in due_businesses(services, now).await? {
+        let tz = business.tz();
+        match business.window.state_at(tz, now) {
+            WindowState::Open { opened_at, target_date, .. } => {
+                report.open_windows += 1;
+                let (from, to) = local_day_bounds(tz, target_date);
+                let waiting = services.appointments.awaiting_decision(&business.id, from, to).await?;
+                let mut facts = FactCache::default();
+                for appointment in waiting {
+                    match decide_one(services, &mut facts, &business, &appointment, opened_at, now).await? {
+                        MessageStatus::Skipped => report.skipped += 1,
+                        _ => report.reminders += 1,
+                    }
+                }
+            }
+            WindowState::Closed { next_opening } => {
+                // The window has closed: no new reminders for that day; wait for the next one.
+                let mut next = business.clone();
+                next.next_window_opening = next_opening;
+                services.clinics.put_record(&next).await?;
+            }
+        }
+    }
+    report.credit_retries = release_credit_retries(services, now).await?;
+    if report != TickReport::default() {
+        info!(?report, at = %now, "scheduler tick");
+    }
+    Ok(report)
+}
+
+/// Businesses whose window has opened at or before `now` (and is open or just closed).
+async fn due_businesses(services: &Services, now: DateTime<Utc>) -> Result<Vec<Business>, StoreError> {
+    let mut due = Vec::new();
+    let mut pages = services
+        .clinics
+        .client()
+        .query()
+        .table_name(services.clinics.table())
+        .index_name("gsi1")
+        .key_condition_expression("gsi1pk = :windows AND gsi1sk <= :now")
+        .expression_attribute_values(":windows", s(WINDOWS_INDEX_KEY))
+        .expression_attribute_values(":now", s(format!("{}#~", index_instant(now))))
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(item) = pages.try_next().await? {
+        due.push(from_item(item)?);
+    }
+    Ok(due)
+}
+
+/// Per-tick cache: a business's appointments share the clinic, types, templates and contacts.
+#[derive(Default)]
+struct FactCache {
+    clinics: HashMap<ClinicId, Option<Clinic>>,
+    types: HashMap<String, Option<AppointmentType>>,
+    templates: HashMap<String, Option<SmsTemplate>>,
+    connections: HashMap<ConnectionId, Option<Connection>>,
+}
+
+/// Everything a reminder decision reads besides the business and appointment.
+pub struct LoadedFacts {
+    pub clinic: Clinic,
+    pub appointment_type: Option<AppointmentType>,
+    pub template: Option<SmsTemplate>,
+    pub connection: Option<Connection>,
+    pub contact: Option<Contact>,
+    pub number: Option<E164>,
+    pub opted_out: bool,
+}
+
+impl LoadedFacts {
+    pub fn facts<'a>(&'a self, business: &'a Business, appointment: &'a Appointment) -> ReminderFacts<'a> {
+        ReminderFacts {
+            clinic: &self.clinic,
+            business,
+            appointment,
+            appointment_type: self.appointment_type.as_ref(),
+            template: self.template.as_ref(),
+            contact: self.contact.as_ref(),
+            opted_out: self.opted_out,
+            connection: self.connection.as_ref(),
+            credit_balance: 0,
+            credits_needed: None,
+        }
+    }
+
+    /// The reminder's text as it would be sent now, if it can be rendered.
+    pub fn rendered(&self, business: &Business, appointment: &Appointment) -> Option<String> {
+        let context =
+            render_context(&self.clinic, business, appointment, self.contact.as_ref(), self.appointment_type.as_ref());
+        self.template.as_ref().map(|t| t.body.render(&context))
+    }
+}
+
+async fn load(
+    services: &Services,
+    cache: &mut FactCache,
+    appointment: &Appointment,
+) -> Result<Option<LoadedFacts>, StoreError> {
+    let clinics = &services.clinics;
+    let clinic_id = &appointment.clinic_id;
+    if !cache.clinics.contains_key(clinic_id) {
+        cache.clinics.insert(clinic_id.clone(), clinics.clinic(clinic_id).await?);
+    }
+    let Some(Some(clinic)) = cache.clinics.get(clinic_id).cloned() else {
+        return Ok(None);
+    };
+    if !cache.types.contains_key(&appointment.type_id) {
+        cache.types.insert(appointment.type_id.clone(), clinics.record(clinic_id, &appointment.type_id).await?);
+    }
+    let appointment_type = cache.types.get(&appointment.type_id).cloned().flatten();
+    let template_id = appointment_type.as_ref().and_then(|k| k.reminder_template_id.clone());
+    if let Some(id) = &template_id
+        && !cache.templates.contains_key(id)
+    {
+        cache.templates.insert(id.clone(), clinics.record(clinic_id, id).await?);
+    }
+    let template = template_id.as_ref().and_then(|id| cache.templates.get(id).cloned().flatten());
+    let connection_id = clinic.default_connection_id.clone().unwrap_or_else(|| ConnectionId::new(""));
+    if !cache.connections.contains_key(&connection_id) {
+        cache.connections.insert(connection_id.clone(), clinics.connection(clinic_id, &connection_id).await?);
+    }
+    let connection = cache.connections.get(&connection_id).cloned().flatten();
+    let contact: Option<Contact> = clinics.record(clinic_id, &appointment.contact_id).await?;
+    let number = contact.as_ref().and_then(|c| match c.sms_number() {
+        SmsNumber::Usable(n) => Some(n),
+        _ => None,
+    });
+    let opted_out = match &number {
+        Some(n) => clinics.record::<OptOut>(clinic_id, n.as_str()).await?.is_some(),
+        None => false,
+    };
+    Ok(Some(LoadedFacts { clinic, appointment_type, template, connection, contact, number, opted_out }))
+}
+
+/// Every check for one appointment, for the `reminder-check` endpoint.
+pub async fn explain(
+    services: &Services,
+    business: &Business,
+    appointment: &Appointment,
+) -> Result<Option<(Vec<Check>, LoadedFacts)>, StoreError> {
+    let Some(loaded) = load(services, &mut FactCache::default(), appointment).await? else {
+        return Ok(None);
+    };
+    let credit_balance = services.counters.credit_balance(&appointment.clinic_id).await?;
+    let credits_needed =
+        loaded.rendered(business, appointment).map(|text| u64::from(crate::segments::analyse(&text).segments.max(1)));
+    let mut facts = loaded.facts(business, appointment);
+    facts.credit_balance = credit_balance;
+    facts.credits_needed = credits_needed;
+    let checks = reminder_checks(&facts);
+    Ok(Some((checks, loaded)))
+}
+
+async fn decide_one(
+    services: &Services,
+    cache: &mut FactCache,
+    business: &Business,
+    appointment: &Appointment,
+    opened_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<MessageStatus, TickError> {
+    let Some(loaded) = load(services, cache, appointment).await? else {
+        warn!(appointment = %appointment.id, "appointment of a clinic that no longer exists");
+        return Ok(MessageStatus::Skipped);
+    };
+    let facts = loaded.facts(business, appointment);
+    let clinic = &loaded.clinic;
+    let number = loaded.number.clone();
+    let connection_id = clinic.default_connection_id.clone().unwrap_or_else(|| ConnectionId::new(""));
+    let template_id = loaded.template.as_ref().map(|t| t.id.clone());
+    let contact = loaded.contact.as_ref();
+    let kind = loaded.appointment_type.as_ref();
+    let reminder_for = AppointmentRef {
+        id: appointment.id.clone(),
+        business_id: business.id.clone(),
+        start: appointment.start,
+        window_opened_at: opened_at,
+        time_zone: business.time_zone.clone(),
+    };
+    let id = decision_id(appointment, template_id.as_deref(), opened_at);
+    let message = match decide(&facts) {
+        Ok((to, body)) => {
+            let context = render_context(clinic, business, appointment, contact, kind);
+            let text = body.render(&context);
+            let status = match business.send_mode_override.unwrap_or(clinic.send_mode) {
+                SendMode::Immediately => MessageStatus::Queued,
+                SendMode::ApprovalRequired => MessageStatus::AwaitingApproval,
+            };
+            match MessageBody::parse(&text) {
+                Ok(body) => {
+                    Message::new_reminder(id, clinic.id.clone(), to, body, connection_id, reminder_for, status, now)
+                }
+                // A template that renders to nothing usable is the template's fault.
+                Err(_) => skipped(id, clinic, number, connection_id, reminder_for, Reason::NoTemplateForType, now),
+            }
+        }
+        Err(reason) => skipped(id, clinic, number, connection_id, reminder_for, reason, now),
+    };
+    match services.messages.insert(&message).await {
+        Ok(()) | Err(StoreError::Conflict) => {}
+        Err(other) => return Err(other.into()),
+    }
+    if message.status == MessageStatus::Queued {
+        // Enqueued again after a crash between insert and mark: the sender's claim makes that harmless.
+        services.queues.enqueue(message.lane, &SendJob { message_id: message.id }).await?;
+    }
+    services.appointments.mark_decided(&appointment.id, appointment.start).await?;
+    Ok(message.status)
+}
+
+fn skipped(
+    id: MessageId,
+    clinic: &Clinic,
+    to: Option<E164>,
+    connection_id: ConnectionId,
+    reminder_for: AppointmentRef,
+    reason: Reason,
+    now: DateTime<Utc>,
+) -> Message {
+    let body = MessageBody::parse("(no reminder sent)").unwrap_or_else(|_| unreachable!("a valid literal body"));
+    Message::new_skipped(id, clinic.id.clone(), to, body, connection_id, reminder_for, reason, now)
+}
+
+/// The same appointment, template, start and window always give the same id, so concurrent or
+/// repeated ticks write one message. The time part is the window's opening, so ids still sort
+/// by when reminders were made.
+fn decision_id(appointment: &Appointment, template_id: Option<&str>, opened_at: DateTime<Utc>) -> MessageId {
+    let mut hash = Sha256::new();
+    for part in [appointment.id.as_str(), template_id.unwrap_or("-"), &index_instant(appointment.start)] {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    let digest = hash.finalize();
+    let mut random = [0u8; 16];
+    random[6..].copy_from_slice(&digest[..10]);
+    let millis = u64::try_from(opened_at.timestamp_millis()).unwrap_or(0);
+    MessageId::from_ulid(Ulid::from_parts(millis, u128::from_be_bytes(random)))
+}
+
+fn render_context(
+    clinic: &Clinic,
+    business: &Business,
+    appointment: &Appointment,
+    contact: Option<&Contact>,
+    kind: Option<&AppointmentType>,
+) -> RenderContext {
+    RenderContext {
+        client_first_name: contact.map(|c| c.first_name.clone()).unwrap_or_default(),
+        client_last_name: contact.map(|c| c.last_name.clone()).unwrap_or_default(),
+        patient_names: appointment.patient_names.clone(),
+        appointment_start: appointment.start,
+        time_zone: business.tz(),
+        appointment_type: kind.map(|k| k.name.clone()).unwrap_or_default(),
+        business_name: business.name.clone(),
+        business_phone: business.phone.clone(),
+        clinic_name: clinic.name.clone(),
+    }
+}
+
+/// Reminders that failed for lack of credit go back to the queue at their retry time.
+async fn release_credit_retries(services: &Services, now: DateTime<Utc>) -> Result<usize, TickError> {
+    let mut released = 0;
+    for id in services.messages.credit_retries_due(now).await? {
+        let update = services.messages.update(&id, |m| m.requeued(Actor::Scheduler, "credit retry", now)).await?;
+        if let Update::Applied(message) = update {
+            services.queues.enqueue(message.lane, &SendJob { message_id: message.id }).await?;
+            released += 1;
+        }
+    }
+    Ok(released)
+}
