@@ -32,7 +32,8 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// Serves HTTP on `listener`, starts `pollers_per_lane` pollers on every lane and, with
+    /// Serves HTTP on `listener`, starts `pollers_per_lane` pollers on every lane (0: a test drives
+    /// the sender itself) and, with
     /// `scheduler_ticks`, an EventBridge-like schedule calling the scheduler every minute.
     pub fn start(
         services: Services,
@@ -48,7 +49,7 @@ impl Runner {
             }
         })];
         for (spec, url) in QUEUES.iter().zip(lane_urls(&services)) {
-            for _ in 0..pollers_per_lane.max(1) {
+            for _ in 0..pollers_per_lane {
                 let poller = Poller {
                     services: services.clone(),
                     sqs: sqs.clone(),

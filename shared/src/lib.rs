@@ -24,6 +24,7 @@ pub mod ids;
 pub mod message;
 pub mod message_status;
 pub mod messages_table;
+pub mod onboarding;
 pub mod outbound;
 pub mod phone;
 pub mod reason;

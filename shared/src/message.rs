@@ -300,6 +300,18 @@ impl Message {
         Ok(next)
     }
 
+    /// A text nobody approved within 30 days (`awaiting_approval → expired`).
+    pub fn expired(&self, now: DateTime<Utc>) -> Result<Self, Refused> {
+        if self.status != MessageStatus::AwaitingApproval {
+            return Err(Refused::WrongStatus(self.status, MessageStatus::AwaitingApproval));
+        }
+        let mut next = self.moved(MessageStatus::Expired, now);
+        let mut entry = HistoryEntry::ours(now, Actor::Scheduler, self.attempt, MessageStatus::Expired);
+        entry.note = Some("not approved within 30 days".to_owned());
+        next.history.push(entry);
+        Ok(next)
+    }
+
     /// A failed text goes back to the queue for a new attempt (resend, credit retry).
     pub fn requeued(&self, actor: Actor, note: &str, now: DateTime<Utc>) -> Result<Self, Refused> {
         if !matches!(self.status, MessageStatus::Failed | MessageStatus::Undelivered) {

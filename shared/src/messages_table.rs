@@ -11,9 +11,13 @@ use chrono::{DateTime, Utc};
 use crate::dynamo::{Item, StoreError, from_item, index_instant, n, s, to_item};
 use crate::ids::MessageId;
 use crate::message::{Message, Refused};
+use crate::message_status::MessageStatus;
 
 const SORT_KEY: &str = "MESSAGE";
 const CREDIT_RETRY: &str = "CREDIT_RETRY";
+const APPROVAL_EXPIRY: &str = "APPROVAL_EXPIRY";
+/// Texts waiting for approval longer than this expire (the approval view shows 30 days).
+pub const APPROVAL_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::days(30);
 /// Optimistic writes retried this many times before giving up on a hot item.
 const MAX_CONFLICTS: usize = 8;
 
@@ -47,18 +51,29 @@ impl MessagesTable {
             ("gsi1pk", format!("CLINIC#{}", message.clinic_id)),
             ("gsi1sk", format!("MSG#{}", message.id)),
         ];
-        // Sparse: only reminders waiting for a credit retry are in this index.
-        if let Some(at) = message.credit_retry_at {
-            keys.extend([
-                ("gsi2pk", CREDIT_RETRY.to_owned()),
-                ("gsi2sk", format!("{}#{}", index_instant(at), message.id)),
-            ]);
+        // Sparse: only messages with something due at a time are in this index.
+        let due = match (message.credit_retry_at, message.status) {
+            (Some(at), _) => Some((CREDIT_RETRY, at)),
+            (None, MessageStatus::AwaitingApproval) => Some((APPROVAL_EXPIRY, message.created_at + APPROVAL_LIFETIME)),
+            _ => None,
+        };
+        if let Some((kind, at)) = due {
+            keys.extend([("gsi2pk", kind.to_owned()), ("gsi2sk", format!("{}#{}", index_instant(at), message.id))]);
         }
         to_item(message, &keys)
     }
 
     /// Reminders whose credit retry is due at or before `now`.
     pub async fn credit_retries_due(&self, now: DateTime<Utc>) -> Result<Vec<MessageId>, StoreError> {
+        self.due(CREDIT_RETRY, now).await
+    }
+
+    /// Texts that have waited for approval longer than 30 days at `now`.
+    pub async fn approvals_expired(&self, now: DateTime<Utc>) -> Result<Vec<MessageId>, StoreError> {
+        self.due(APPROVAL_EXPIRY, now).await
+    }
+
+    async fn due(&self, kind: &str, now: DateTime<Utc>) -> Result<Vec<MessageId>, StoreError> {
         let mut due = Vec::new();
         let mut pages = self
             .client
@@ -66,7 +81,7 @@ impl MessagesTable {
             .table_name(&self.table)
             .index_name("gsi2")
             .key_condition_expression("gsi2pk = :kind AND gsi2sk <= :now")
-            .expression_attribute_values(":kind", s(CREDIT_RETRY))
+            .expression_attribute_values(":kind", s(kind))
             // `~` sorts after every id character: everything due at `now` itself is included.
             .expression_attribute_values(":now", s(format!("{}#~", index_instant(now))))
             .projection_expression("id")

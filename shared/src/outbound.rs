@@ -3,10 +3,14 @@
 
 use tracing::{error, info};
 
-use crate::clinic::Principal;
+use chrono::{DateTime, Utc};
+
+use crate::clinic::{Clinic, Principal, User};
+use crate::contacts::OptOut;
 use crate::dynamo::StoreError;
 use crate::message::{BodyError, Lane, Message, MessageBody};
 use crate::phone::{E164, PhoneError};
+use crate::reminder_window::local_date;
 use crate::send_queue::{QueueError, SendJob};
 use crate::services::Services;
 
@@ -22,6 +26,10 @@ pub enum CreateTextError {
     ConnectionDisabled,
     #[error("the clinic's record is missing")]
     UnknownClinic,
+    #[error("the number has opted out of texts from this clinic")]
+    OptedOut,
+    #[error("the user's daily allowance of {limit} texts is used up")]
+    AllowanceExhausted { limit: u32 },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -37,11 +45,18 @@ pub async fn create_text(
     let clinic = services.clinics.clinic(&principal.clinic_id).await?.ok_or(CreateTextError::UnknownClinic)?;
     let to = E164::parse(to, clinic.country().ok()).map_err(CreateTextError::InvalidNumber)?;
     let body = MessageBody::parse(body).map_err(CreateTextError::InvalidBody)?;
-    let connection_id = clinic.default_connection_id.ok_or(CreateTextError::NoConnection)?;
+    let connection_id = clinic.default_connection_id.clone().ok_or(CreateTextError::NoConnection)?;
     let connection =
         services.clinics.connection(&clinic.id, &connection_id).await?.ok_or(CreateTextError::NoConnection)?;
     if !connection.enabled {
         return Err(CreateTextError::ConnectionDisabled);
+    }
+    if services.clinics.record::<OptOut>(&clinic.id, to.as_str()).await?.is_some() {
+        return Err(CreateTextError::OptedOut);
+    }
+    let now = services.clock.now();
+    if clinic.allowances_enabled {
+        count_against_allowance(services, &clinic, principal, now).await?;
     }
     let masked_to = to.masked();
     let message = Message::new_outbound(
@@ -51,7 +66,7 @@ pub async fn create_text(
         connection.id,
         Lane::Interactive,
         Some(principal.user_id.clone()),
-        services.clock.now(),
+        now,
     );
     services.messages.insert(&message).await?;
     if let Err(queue_error) = services.queues.enqueue(message.lane, &SendJob { message_id: message.id }).await {
@@ -63,4 +78,25 @@ pub async fn create_text(
     }
     info!(message_id = %message.id, to = %masked_to, "text queued");
     Ok(message)
+}
+
+/// One text against the user's allowance for today (midnight to midnight in the clinic's zone).
+/// No allowance set, or 0, blocks sending.
+async fn count_against_allowance(
+    services: &Services,
+    clinic: &Clinic,
+    principal: &Principal,
+    now: DateTime<Utc>,
+) -> Result<(), CreateTextError> {
+    let user: Option<User> = services.clinics.record(&clinic.id, principal.user_id.as_str()).await?;
+    let limit = user.and_then(|u| u.daily_allowance).unwrap_or(0);
+    if limit == 0 {
+        return Err(CreateTextError::AllowanceExhausted { limit });
+    }
+    let tz = clinic.time_zone.parse().unwrap_or(chrono_tz::Tz::UTC);
+    let day = local_date(tz, now);
+    match services.counters.count_allowance(&clinic.id, principal.user_id.as_str(), day, limit, now).await? {
+        Ok(_) => Ok(()),
+        Err(_) => Err(CreateTextError::AllowanceExhausted { limit }),
+    }
 }

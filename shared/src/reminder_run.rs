@@ -47,6 +47,8 @@ pub struct TickReport {
     pub reminders: usize,
     pub skipped: usize,
     pub credit_retries: usize,
+    /// Texts that waited for approval more than 30 days.
+    pub expired: usize,
 }
 
 pub async fn tick(services: &Services, now: DateTime<Utc>) -> Result<TickReport, TickError> {
@@ -75,6 +77,7 @@ pub async fn tick(services: &Services, now: DateTime<Utc>) -> Result<TickReport,
         }
     }
     report.credit_retries = release_credit_retries(services, now).await?;
+    report.expired = expire_unapproved(services, now).await?;
     if report != TickReport::default() {
         info!(?report, at = %now, "scheduler tick");
     }
@@ -323,4 +326,14 @@ async fn release_credit_retries(services: &Services, now: DateTime<Utc>) -> Resu
         }
     }
     Ok(released)
+}
+
+async fn expire_unapproved(services: &Services, now: DateTime<Utc>) -> Result<usize, TickError> {
+    let mut expired = 0;
+    for id in services.messages.approvals_expired(now).await? {
+        if let Update::Applied(_) = services.messages.update(&id, |m| m.expired(now)).await? {
+            expired += 1;
+        }
+    }
+    Ok(expired)
 }

@@ -6,5 +6,6 @@ mod api;
 mod events;
 mod flow;
 mod lanes;
+mod reminders;
 mod support;
 mod webhooks;

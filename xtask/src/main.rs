@@ -6,16 +6,19 @@
 //!   unit and integration tests against a local moto server.
 
 mod check;
+mod create_clinic;
 mod up;
 
 fn main() -> anyhow::Result<()> {
-    let command = std::env::args().nth(1).unwrap_or_default();
-    match command.as_str() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str).unwrap_or_default() {
         "up" => up::run(),
         "check" => check::run(),
+        "create-clinic" => create_clinic::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <up|check>\n  up     run the whole system locally\n  check  run every check and test"
+                "usage: cargo xtask <up|check|create-clinic>\n  up             run the whole system locally\n  \
+                 check          run every check and test\n  create-clinic  (operator) create a clinic and its first admin key"
             );
             std::process::exit(2)
         }

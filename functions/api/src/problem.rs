@@ -133,6 +133,28 @@ impl From<CreateTextError> for Problem {
                 "The connection is disabled",
                 "The clinic's Twilio connection is disabled; an administrator must enable it.",
             ),
+            CreateTextError::OptedOut => Self {
+                field: Some("to".into()),
+                ..Self::new(
+                    StatusCode::CONFLICT,
+                    "opted-out",
+                    "The number has opted out",
+                    "This number replied STOP to the clinic; it cannot be texted until it sends START.",
+                )
+            },
+            CreateTextError::AllowanceExhausted { limit } => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "allowance-exhausted",
+                "Daily SMS allowance used up",
+                if limit == 0 {
+                    "You have no daily SMS allowance (blank or 0 blocks sending). An administrator can set one."
+                        .to_owned()
+                } else {
+                    format!(
+                        "You have sent all {limit} texts of your daily allowance. It resets at midnight, clinic time; an administrator can raise it."
+                    )
+                },
+            ),
             CreateTextError::Store(cause) => Self::unavailable(&cause),
             CreateTextError::Queue(cause) => Self::unavailable(&cause),
         }
