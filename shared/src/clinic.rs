@@ -79,6 +79,21 @@ pub struct Connection {
     /// Message segments per second Twilio sends from this sender.
     pub mps: u32,
     pub enabled: bool,
+    /// The last error Twilio gave that was about the sender or the account (not one recipient).
+    #[serde(default)]
+    pub last_error: Option<ConnectionError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionError {
+    pub code: u32,
+    pub at: DateTime<Utc>,
+}
+
+/// Twilio errors that describe the connection itself: credentials, account, sending number,
+/// registration, or geographic permissions.
+pub fn is_connection_error(code: u32) -> bool {
+    matches!(code, 20003 | 21212 | 21606 | 21408 | 30002 | 30034)
 }
 
 impl crate::clinic_records::ClinicRecord for Connection {

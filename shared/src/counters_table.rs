@@ -123,6 +123,26 @@ impl CountersTable {
         }
     }
 
+    /// `true` the first time it is called for this key (a once-only marker that expires after two
+    /// days), `false` after that.
+    pub async fn first_time(&self, key: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("ONCE#{key}")))
+            .item("sk", s("ONCE"))
+            .item("expires_at", n((now + TimeDelta::days(2)).timestamp()))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result.map_err(StoreError::from) {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
     /// How many texts a user has sent on `day`.
     pub async fn allowance_used(&self, clinic: &ClinicId, user: &str, day: NaiveDate) -> Result<u32, StoreError> {
         let out = self

@@ -20,6 +20,7 @@ pub mod config;
 pub mod contacts;
 pub mod counters_table;
 pub mod dynamo;
+pub mod event_bus;
 pub mod ids;
 pub mod message;
 pub mod message_status;

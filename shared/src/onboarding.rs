@@ -82,6 +82,7 @@ pub async fn create_clinic(
         pool_numbers: vec![],
         mps: new.mps.max(1),
         enabled: true,
+        last_error: None,
     };
     let clinic = Clinic {
         id: clinic_id.clone(),

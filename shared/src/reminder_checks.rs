@@ -162,6 +162,15 @@ pub fn reminder_checks(facts: &ReminderFacts<'_>) -> Vec<Check> {
         pass("opt_out", "The client has not opted out.")
     });
     checks.push(match facts.connection {
+        Some(c) if c.enabled && c.last_error.is_some() => {
+            let code = c.last_error.as_ref().map_or(0, |e| e.code);
+            fail(
+                "connection",
+                format!("{}: Twilio's last error was {code}: {}", c.label, crate::twilio::error_catalogue::describe(code)),
+                None,
+                "An administrator should fix the connection (see the error's advice); the error clears on the next successful send.",
+            )
+        }
         Some(c) if c.enabled => pass("connection", format!("Sending through {}.", c.label)),
         Some(c) => fail(
             "connection",
@@ -177,4 +186,208 @@ pub fn reminder_checks(facts: &ReminderFacts<'_>) -> Vec<Check> {
         ),
     });
     checks
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{NaiveTime, TimeZone, Utc};
+
+    use super::*;
+    use crate::contacts::{ContactPhone, PhoneKind};
+    use crate::ids::{ClinicId, ConnectionId};
+    use crate::reminder_window::ReminderWindow;
+    use crate::twilio::client::SenderId;
+
+    struct World {
+        clinic: Clinic,
+        business: Business,
+        appointment: Appointment,
+        kind: AppointmentType,
+        template: SmsTemplate,
+        contact: Contact,
+        connection: Connection,
+    }
+
+    fn world() -> World {
+        let now = Utc.with_ymd_and_hms(2026, 6, 10, 13, 0, 0).single().unwrap_or_default();
+        let clinic_id = ClinicId::new("c");
+        let window = ReminderWindow::new(
+            NaiveTime::from_hms_opt(10, 0, 0).unwrap_or_default(),
+            NaiveTime::from_hms_opt(11, 0, 0).unwrap_or_default(),
+            1,
+        );
+        let Ok(window) = window else { panic!("valid window") };
+        let Ok(body) = TemplateBody::parse("Hi {{client_first_name}}") else { panic!("valid template") };
+        let Ok(sender) = E164::parse("+15017122661", None) else { panic!("valid sender") };
+        World {
+            clinic: Clinic {
+                id: clinic_id.clone(),
+                name: "Vet".into(),
+                default_country: "US".into(),
+                time_zone: "America/New_York".into(),
+                default_connection_id: Some(ConnectionId::new("main")),
+                two_way_texting: true,
+                send_mode: crate::clinic::SendMode::Immediately,
+                low_credit_threshold: 0,
+                allowances_enabled: false,
+                confirmation_keywords: vec![],
+                default_reminder_preference: Preference::Sms,
+                created_at: now,
+            },
+            business: Business {
+                id: "b".into(),
+                clinic_id: clinic_id.clone(),
+                name: "Uptown".into(),
+                time_zone: "America/New_York".into(),
+                phone: None,
+                reminders_enabled: true,
+                window,
+                send_mode_override: None,
+                next_window_opening: now,
+            },
+            appointment: Appointment {
+                id: "a".into(),
+                clinic_id: clinic_id.clone(),
+                business_id: "b".into(),
+                contact_id: "p".into(),
+                type_id: "t".into(),
+                patient_names: vec!["Max".into()],
+                start: now + chrono::TimeDelta::days(1),
+                status: AppointmentStatus::Booked,
+                decided_start: None,
+                created_at: now,
+                updated_at: now,
+            },
+            kind: AppointmentType {
+                id: "t".into(),
+                clinic_id: clinic_id.clone(),
+                name: "Check-up".into(),
+                reminder_template_id: Some("r".into()),
+            },
+            template: SmsTemplate { id: "r".into(), clinic_id: clinic_id.clone(), name: "Reminder".into(), body },
+            contact: Contact {
+                id: "p".into(),
+                clinic_id: clinic_id.clone(),
+                first_name: "Ana".into(),
+                last_name: "Lopez".into(),
+                phones: vec![ContactPhone::new(PhoneKind::Mobile, "415 555 0101", "US".parse().ok())],
+                reminder_preference: None,
+                group_ids: vec![],
+                created_at: now,
+            },
+            connection: Connection {
+                id: ConnectionId::new("main"),
+                clinic_id,
+                label: "Main".into(),
+                sender: SenderId::Number(sender),
+                pool_numbers: vec![],
+                mps: 1,
+                enabled: true,
+                last_error: None,
+            },
+        }
+    }
+
+    fn facts(w: &World) -> ReminderFacts<'_> {
+        ReminderFacts {
+            clinic: &w.clinic,
+            business: &w.business,
+            appointment: &w.appointment,
+            appointment_type: Some(&w.kind),
+            template: Some(&w.template),
+            contact: Some(&w.contact),
+            opted_out: false,
+            connection: Some(&w.connection),
+            credit_balance: 10,
+            credits_needed: Some(1),
+        }
+    }
+
+    fn decided(w: &World) -> Result<String, Reason> {
+        decide(&facts(w)).map(|(number, _)| number.to_string())
+    }
+
+    #[test]
+    fn a_complete_setup_sends_to_the_mobile_number() {
+        let w = world();
+        assert_eq!(decided(&w), Ok("+14155550101".to_owned()));
+        assert!(reminder_checks(&facts(&w)).iter().all(|c| c.passed));
+    }
+
+    #[test]
+    fn each_missing_piece_gives_its_reason() {
+        let mut w = world();
+        w.business.reminders_enabled = false;
+        assert_eq!(decided(&w), Err(Reason::BusinessRemindersOff));
+
+        let mut w = world();
+        w.appointment.status = AppointmentStatus::Cancelled;
+        assert_eq!(decided(&w), Err(Reason::AppointmentCancelled));
+
+        let w = world();
+        let mut f = facts(&w);
+        f.template = None;
+        assert_eq!(decide(&f).map(|_| ()), Err(Reason::NoTemplateForType));
+
+        let mut w = world();
+        w.contact.phones = vec![ContactPhone::new(PhoneKind::Home, "415 555 0101", "US".parse().ok())];
+        assert_eq!(decided(&w), Err(Reason::NoMobileNumber));
+
+        let mut w = world();
+        w.contact.phones = vec![ContactPhone::new(PhoneKind::Mobile, "415 55", "US".parse().ok())];
+        assert_eq!(decided(&w), Err(Reason::InvalidNumber));
+
+        let mut w = world();
+        w.contact.reminder_preference = Some(Preference::Email);
+        assert_eq!(decided(&w), Err(Reason::PreferenceEmail));
+
+        let mut w = world();
+        w.clinic.default_reminder_preference = Preference::None;
+        assert_eq!(decided(&w), Err(Reason::PreferenceNone), "the clinic default applies when the contact has none");
+
+        let w = world();
+        let mut f = facts(&w);
+        f.opted_out = true;
+        assert_eq!(decide(&f).map(|_| ()), Err(Reason::OptedOut));
+    }
+
+    #[test]
+    fn credits_and_the_connection_are_reported_but_do_not_decide() {
+        let w = world();
+        let mut f = facts(&w);
+        f.credit_balance = 0;
+        f.connection = None;
+        assert!(decide(&f).is_ok(), "credits are taken at send time; a reminder still exists and fails visibly");
+        let failed: Vec<_> = reminder_checks(&f).into_iter().filter(|c| !c.passed).map(|c| c.check).collect();
+        assert_eq!(failed, ["credits", "connection"]);
+    }
+
+    #[test]
+    fn checks_come_in_the_order_clinics_work_through_them() {
+        let w = world();
+        let order: Vec<_> = reminder_checks(&facts(&w)).into_iter().map(|c| c.check).collect();
+        assert_eq!(
+            order,
+            [
+                "credits",
+                "business_reminders",
+                "appointment_status",
+                "type_template",
+                "mobile_number",
+                "preference",
+                "opt_out",
+                "connection"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_first_failing_check_decides() {
+        let mut w = world();
+        w.business.reminders_enabled = false;
+        w.contact.reminder_preference = Some(Preference::Email);
+        assert_eq!(decided(&w), Err(Reason::BusinessRemindersOff));
+        let failed = reminder_checks(&facts(&w)).into_iter().filter(|c| !c.passed).count();
+        assert_eq!(failed, 2, "the check endpoint shows both");
+    }
 }

@@ -20,6 +20,7 @@ use crate::businesses::{Business, WINDOWS_INDEX_KEY};
 use crate::clinic::{Clinic, Connection, SendMode};
 use crate::contacts::{Contact, OptOut, SmsNumber};
 use crate::dynamo::{StoreError, from_item, index_instant, s};
+use crate::event_bus::PublishError;
 use crate::ids::{ClinicId, ConnectionId, MessageId};
 use crate::message::{Actor, AppointmentRef, Message, MessageBody};
 use crate::message_status::MessageStatus;
@@ -28,6 +29,7 @@ use crate::phone::E164;
 use crate::reason::Reason;
 use crate::reminder_checks::{Check, ReminderFacts, decide, reminder_checks};
 use crate::reminder_window::{WindowState, local_day_bounds};
+use crate::segments;
 use crate::send_queue::{QueueError, SendJob};
 use crate::services::Services;
 use crate::templates::RenderContext;
@@ -38,6 +40,8 @@ pub enum TickError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -53,6 +57,8 @@ pub struct TickReport {
 
 pub async fn tick(services: &Services, now: DateTime<Utc>) -> Result<TickReport, TickError> {
     let mut report = TickReport::default();
+    // Credits the reminders made in this tick will need, per clinic.
+    let mut needed: HashMap<ClinicId, u64> = HashMap::new();
     for business in due_businesses(services, now).await? {
         let tz = business.tz();
         match business.window.state_at(tz, now) {
@@ -62,9 +68,13 @@ pub async fn tick(services: &Services, now: DateTime<Utc>) -> Result<TickReport,
                 let waiting = services.appointments.awaiting_decision(&business.id, from, to).await?;
                 let mut facts = FactCache::default();
                 for appointment in waiting {
-                    match decide_one(services, &mut facts, &business, &appointment, opened_at, now).await? {
-                        MessageStatus::Skipped => report.skipped += 1,
-                        _ => report.reminders += 1,
+                    let decided = decide_one(services, &mut facts, &business, &appointment, opened_at, now).await?;
+                    match decided {
+                        Decided::Skipped => report.skipped += 1,
+                        Decided::Reminder { credits } => {
+                            report.reminders += 1;
+                            *needed.entry(appointment.clinic_id.clone()).or_default() += credits;
+                        }
                     }
                 }
             }
@@ -75,6 +85,9 @@ pub async fn tick(services: &Services, now: DateTime<Utc>) -> Result<TickReport,
                 services.clinics.put_record(&next).await?;
             }
         }
+    }
+    for (clinic, credits) in needed {
+        warn_if_credits_low(services, &clinic, credits, now).await?;
     }
     report.credit_retries = release_credit_retries(services, now).await?;
     report.expired = expire_unapproved(services, now).await?;
@@ -216,10 +229,10 @@ async fn decide_one(
     appointment: &Appointment,
     opened_at: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Result<MessageStatus, TickError> {
+) -> Result<Decided, TickError> {
     let Some(loaded) = load(services, cache, appointment).await? else {
         warn!(appointment = %appointment.id, "appointment of a clinic that no longer exists");
-        return Ok(MessageStatus::Skipped);
+        return Ok(Decided::Skipped);
     };
     let facts = loaded.facts(business, appointment);
     let clinic = &loaded.clinic;
@@ -263,7 +276,45 @@ async fn decide_one(
         services.queues.enqueue(message.lane, &SendJob { message_id: message.id }).await?;
     }
     services.appointments.mark_decided(&appointment.id, appointment.start).await?;
-    Ok(message.status)
+    Ok(match message.status {
+        MessageStatus::Skipped => Decided::Skipped,
+        _ => Decided::Reminder { credits: u64::from(segments::analyse(message.body.as_str()).segments.max(1)) },
+    })
+}
+
+enum Decided {
+    Reminder { credits: u64 },
+    Skipped,
+}
+
+/// Publishes `CreditsLow` (once per clinic and day) when the balance is below the clinic's
+/// threshold or below what the reminders just made will need.
+async fn warn_if_credits_low(
+    services: &Services,
+    clinic_id: &ClinicId,
+    needed: u64,
+    now: DateTime<Utc>,
+) -> Result<(), TickError> {
+    let Some(clinic) = services.clinics.clinic(clinic_id).await? else {
+        return Ok(());
+    };
+    let balance = services.counters.credit_balance(clinic_id).await?;
+    if balance >= needed && balance > clinic.low_credit_threshold {
+        return Ok(());
+    }
+    let tz = clinic.time_zone.parse().unwrap_or(chrono_tz::Tz::UTC);
+    let day = crate::reminder_window::local_date(tz, now);
+    if services.counters.first_time(&format!("CREDITSLOW#{clinic_id}#{day}"), now).await? {
+        let detail = serde_json::json!({
+            "clinic_id": clinic_id,
+            "balance": balance,
+            "needed_for_reminders": needed,
+            "low_credit_threshold": clinic.low_credit_threshold,
+        });
+        services.events.publish("CreditsLow", &detail).await?;
+        warn!(clinic = %clinic_id, balance, needed, "credits low");
+    }
+    Ok(())
 }
 
 fn skipped(

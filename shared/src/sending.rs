@@ -9,6 +9,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tracing::{info, warn};
 
 use crate::appointments::AppointmentStatus;
+use crate::clinic::{Connection, ConnectionError, is_connection_error};
 use crate::contacts::OptOut;
 use crate::dynamo::StoreError;
 use crate::message::{AppointmentRef, Failure, Message};
@@ -136,7 +137,29 @@ async fn decide(services: &Services, m: &Message, now: DateTime<Utc>) -> Result<
     if matches!(verdict, Verdict::Failed(_) | Verdict::Retry { .. }) {
         services.counters.add_credits(&m.clinic_id, credits).await?;
     }
+    record_connection_health(services, connection, &verdict, now).await?;
     Ok(verdict)
+}
+
+/// Keeps the connection's last sender-or-account error, and clears it once a text goes through.
+async fn record_connection_health(
+    services: &Services,
+    mut connection: Connection,
+    verdict: &Verdict,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let last_error = match verdict {
+        Verdict::Accepted { .. } => None,
+        Verdict::Failed(Failure { code: Some(code), .. }) if is_connection_error(*code) => {
+            Some(ConnectionError { code: *code, at: now })
+        }
+        _ => return Ok(()),
+    };
+    if connection.last_error.as_ref().map(|e| e.code) != last_error.as_ref().map(|e| e.code) {
+        connection.last_error = last_error;
+        services.clinics.put_record(&connection).await?;
+    }
+    Ok(())
 }
 
 /// A reminder goes only while its appointment is still booked at the same time and in the future.

@@ -11,6 +11,7 @@ use crate::clinics_table::ClinicsTable;
 use crate::clock::Clock;
 use crate::config::{ConfigError, Settings};
 use crate::counters_table::CountersTable;
+use crate::event_bus::EventBus;
 use crate::messages_table::MessagesTable;
 use crate::send_queue::SendQueues;
 use crate::twilio::client::TwilioClient;
@@ -57,6 +58,7 @@ pub struct Services {
     pub appointments: AppointmentsTable,
     pub counters: CountersTable,
     pub queues: SendQueues,
+    pub events: EventBus,
     pub twilio: TwilioClient,
     pub clock: Clock,
     pub timing: Timing,
@@ -66,12 +68,26 @@ impl Services {
     pub fn new(settings: Settings, aws: &SdkConfig, clock: Clock, timing: Timing) -> Result<Self, StartupError> {
         let dynamo = aws_sdk_dynamodb::Client::new(aws);
         let sqs = aws_sdk_sqs::Client::new(aws);
+        let events = aws_sdk_eventbridge::Client::new(aws);
+        Self::from_clients(settings, dynamo, sqs, events, clock, timing)
+    }
+
+    /// With clients configured by the caller (benchmarks add a request-counting interceptor).
+    pub fn from_clients(
+        settings: Settings,
+        dynamo: aws_sdk_dynamodb::Client,
+        sqs: aws_sdk_sqs::Client,
+        events: aws_sdk_eventbridge::Client,
+        clock: Clock,
+        timing: Timing,
+    ) -> Result<Self, StartupError> {
         Ok(Self {
             clinics: ClinicsTable::new(dynamo.clone(), settings.tables.clinics.clone()),
             messages: MessagesTable::new(dynamo.clone(), settings.tables.messages.clone()),
             appointments: AppointmentsTable::new(dynamo.clone(), settings.tables.appointments.clone()),
             counters: CountersTable::new(dynamo, settings.tables.counters.clone()),
             queues: SendQueues::new(sqs, settings.queues.clone()),
+            events: EventBus::new(events, settings.event_bus.clone()),
             twilio: TwilioClient::new(settings.twilio.clone(), timing.twilio_timeout)?,
             settings: Arc::new(settings),
             clock,

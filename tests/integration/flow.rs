@@ -67,3 +67,40 @@ async fn the_test_account_refuses_the_magic_invalid_number_with_21211() {
     let ok = t.send_text("+14155550126").await;
     t.wait_for_status(&ok, "submitted").await;
 }
+
+#[tokio::test]
+async fn a_sender_error_marks_the_connection_until_a_text_goes_through() {
+    let t = TestStack::start_with(devstack::stack::TwilioAccount::Test).await;
+    let clinics = &t.stack.services.clinics;
+    let demo = shared::ids::ClinicId::new("demo");
+    let main = shared::ids::ConnectionId::new("main");
+    let mut connection = clinics.connection(&demo, &main).await.expect("read").expect("exists");
+    let good_sender = connection.sender.clone();
+    // Twilio's magic test sender that is not owned by the account.
+    connection.sender =
+        shared::twilio::client::SenderId::Number(shared::phone::E164::parse("+15005550007", None).expect("valid"));
+    clinics.put_connection(&connection).await.expect("saved");
+
+    let id = t.send_text("+14155550130").await;
+    let shown = t.wait_for_status(&id, "failed").await;
+    assert_eq!(shown["error"]["code"], 21606);
+    let contact = json!({"first_name": "Lee", "phones": [{"kind": "mobile", "number": "+14155550130"}]});
+    let response =
+        t.http.post(t.url("/v1/contacts")).bearer_auth(t.key()).json(&contact).send().await.expect("answers");
+    let (_, created, _) = crate::support::read(response).await;
+    let check_url = t.url(&format!("/v1/contacts/{}/sms-check", created["id"].as_str().expect("id")));
+    let (_, check, _) =
+        crate::support::read(t.http.get(&check_url).bearer_auth(t.key()).send().await.expect("answers")).await;
+    let connection_check =
+        check["checks"].as_array().and_then(|c| c.iter().find(|c| c["check"] == "connection")).cloned();
+    let connection_check = connection_check.expect("a connection check");
+    assert_eq!(connection_check["passed"], false, "{connection_check}");
+    assert!(connection_check["detail"].as_str().is_some_and(|d| d.contains("21606")));
+
+    connection.sender = good_sender;
+    clinics.put_connection(&connection).await.expect("saved");
+    let ok = t.send_text("+14155550131").await;
+    t.wait_for_status(&ok, "submitted").await;
+    let healed = clinics.connection(&demo, &main).await.expect("read").expect("exists");
+    assert!(healed.last_error.is_none(), "cleared by a successful send");
+}

@@ -2,7 +2,9 @@
 //! moto server, so tests run in parallel. `cargo xtask check` starts one moto server and passes
 //! its address in `CLINIC_SMS_MOTO_ENDPOINT`; without it, each test starts its own.
 
+mod allowances;
 mod api;
+mod clinic_data;
 mod events;
 mod flow;
 mod lanes;

@@ -317,6 +317,8 @@ async fn reminders_that_failed_for_credit_are_retried_on_the_hour_after_a_top_up
     let balance = counters.credit_balance(&clinic).await.expect("balance");
     assert!(counters.reserve_credits(&clinic, balance).await.expect("reserve").is_ok(), "spend everything");
 
+    let events = bus_listener(&t).await;
+
     let paid = contact(&t, "Ivy", mobile("415 555 0501"), None).await;
     let unpaid = contact(&t, "Jo", mobile("415 555 0502"), None).await;
     let topped_up = appointment(&t, &paid, &s.business, &s.with_template, "2026-06-11T16:00:00-04:00", "booked").await;
@@ -324,6 +326,11 @@ async fn reminders_that_failed_for_credit_are_retried_on_the_hour_after_a_top_up
     tick(&t, at("2026-06-10T14:00:00Z")).await;
     let found = decisions(&t).await;
     let (a, b) = (found[&topped_up].id, found[&never].id);
+    let published = received_events(&t, &events).await;
+    assert_eq!(published.len(), 1, "CreditsLow once: {published:?}");
+    assert_eq!(published[0]["detail-type"], "CreditsLow");
+    assert_eq!(published[0]["detail"]["balance"], 0);
+    assert_eq!(published[0]["detail"]["needed_for_reminders"], 2);
     send_now(&t, a).await;
     send_now(&t, b).await;
     for id in [a, b] {
@@ -403,4 +410,64 @@ async fn texts_awaiting_approval_expire_after_thirty_days() {
     assert_eq!(tick(&t, at("2026-07-10T14:00:00Z") + TimeDelta::minutes(1)).await.expired, 1);
     let expired = t.stack.services.messages.get(&waiting.id).await.expect("read").expect("exists");
     assert_eq!(expired.status, MessageStatus::Expired);
+}
+
+/// A queue that receives every event on the bus (moto delivers rule targets).
+async fn bus_listener(t: &TestStack) -> String {
+    let sqs = aws_sdk_sqs::Client::new(&t.stack.aws);
+    let url = sqs
+        .create_queue()
+        .queue_name(format!("{}-events", t.stack.resources.reports_bucket))
+        .send()
+        .await
+        .expect("queue")
+        .queue_url
+        .expect("url");
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("attributes")
+        .attributes
+        .and_then(|mut a| a.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .expect("arn");
+    let events = aws_sdk_eventbridge::Client::new(&t.stack.aws);
+    let bus = &t.stack.resources.event_bus;
+    events
+        .put_rule()
+        .name("all-clinic-sms-events")
+        .event_bus_name(bus)
+        .event_pattern(r#"{"source": ["clinic-sms"]}"#)
+        .send()
+        .await
+        .expect("rule");
+    let target = aws_sdk_eventbridge::types::Target::builder().id("listener").arn(arn).build().expect("target");
+    events
+        .put_targets()
+        .rule("all-clinic-sms-events")
+        .event_bus_name(bus)
+        .targets(target)
+        .send()
+        .await
+        .expect("target");
+    url
+}
+
+async fn received_events(t: &TestStack, url: &str) -> Vec<Value> {
+    let out = aws_sdk_sqs::Client::new(&t.stack.aws)
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .expect("receive");
+    out.messages
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|m| m.body.as_deref())
+        .filter_map(|b| serde_json::from_str(b).ok())
+        .collect()
 }

@@ -5,6 +5,7 @@
 //! - `cargo xtask check`: every check CI runs: formatting, clippy, the template linters, and all
 //!   unit and integration tests against a local moto server.
 
+mod bench;
 mod check;
 mod create_clinic;
 mod up;
@@ -15,10 +16,12 @@ fn main() -> anyhow::Result<()> {
         "up" => up::run(),
         "check" => check::run(),
         "create-clinic" => create_clinic::run(&args[1..]),
+        "bench" => bench::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <up|check|create-clinic>\n  up             run the whole system locally\n  \
-                 check          run every check and test\n  create-clinic  (operator) create a clinic and its first admin key"
+                "usage: cargo xtask <up|check|create-clinic|bench>\n  up             run the whole system locally\n  \
+                 check          run every check and test\n  create-clinic  (operator) create a clinic and its first admin key\n  \
+                 bench          benchmarks against a local moto server: `bench reminders` (one scheduler tick)"
             );
             std::process::exit(2)
         }

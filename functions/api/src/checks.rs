@@ -83,6 +83,19 @@ pub async fn sms_check(
         None => None,
     };
     checks.push(match connection {
+        Some(c) if c.enabled && c.last_error.is_some() => {
+            let code = c.last_error.as_ref().map_or(0, |e| e.code);
+            check(
+                "connection",
+                false,
+                format!(
+                    "{}: Twilio's last error was {code}: {}",
+                    c.label,
+                    shared::twilio::error_catalogue::describe(code)
+                ),
+                Some("An administrator should fix the connection; the error clears on the next successful send."),
+            )
+        }
         Some(c) if c.enabled => check("connection", true, format!("Sending through {}.", c.label), None),
         Some(c) => check("connection", false, format!("{} is disabled.", c.label), Some("Enable the connection.")),
         None => check("connection", false, "No default connection.".into(), Some("Add a Twilio connection.")),

@@ -297,6 +297,7 @@ impl Resource for Connection {
             pool_numbers,
             mps: input.mps,
             enabled: input.enabled,
+            last_error: None,
         })
     }
 }
