@@ -35,6 +35,9 @@ pub struct Appointment {
     /// The start time a reminder decision was recorded for.
     #[serde(default)]
     pub decided_start: Option<DateTime<Utc>>,
+    /// The message holding that decision (a reminder or a did-not-trigger entry).
+    #[serde(default)]
+    pub reminder_message_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -168,7 +171,7 @@ impl AppointmentsTable {
 
     /// Records that a reminder decision was made for `start`, unless the appointment has moved
     /// since (then it keeps waiting for a decision at its new time).
-    pub async fn mark_decided(&self, id: &str, start: DateTime<Utc>) -> Result<bool, StoreError> {
+    pub async fn mark_decided(&self, id: &str, start: DateTime<Utc>, message_id: &str) -> Result<bool, StoreError> {
         let start_value = serde_dynamo::to_attribute_value(start)?;
         let result = self
             .client
@@ -176,10 +179,11 @@ impl AppointmentsTable {
             .table_name(&self.table)
             .key("pk", s(pk(id)))
             .key("sk", s("APPOINTMENT"))
-            .update_expression("SET decided_start = :start REMOVE gsi1pk, gsi1sk")
+            .update_expression("SET decided_start = :start, reminder_message_id = :message REMOVE gsi1pk, gsi1sk")
             .condition_expression("#start = :start")
             .expression_attribute_names("#start", "start")
             .expression_attribute_values(":start", start_value)
+            .expression_attribute_values(":message", s(message_id))
             .send()
             .await;
         match result.map_err(StoreError::from) {

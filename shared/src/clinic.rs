@@ -34,6 +34,9 @@ pub struct Clinic {
     /// Used for contacts who have not chosen.
     #[serde(default)]
     pub default_reminder_preference: Preference,
+    /// Scheduled and bulk texts are held during these hours (each business's own zone).
+    #[serde(default)]
+    pub quiet_hours: Option<crate::reminder_window::QuietHours>,
     pub created_at: DateTime<Utc>,
 }
 

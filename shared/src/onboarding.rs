@@ -96,6 +96,7 @@ pub async fn create_clinic(
         allowances_enabled: false,
         confirmation_keywords: default_confirmation_keywords(),
         default_reminder_preference: Preference::Sms,
+        quiet_hours: None,
         created_at: now,
     };
     let admin = User {

@@ -232,6 +232,7 @@ mod tests {
                 allowances_enabled: false,
                 confirmation_keywords: vec![],
                 default_reminder_preference: Preference::Sms,
+                quiet_hours: None,
                 created_at: now,
             },
             business: Business {
@@ -255,6 +256,7 @@ mod tests {
                 start: now + chrono::TimeDelta::days(1),
                 status: AppointmentStatus::Booked,
                 decided_start: None,
+                reminder_message_id: None,
                 created_at: now,
                 updated_at: now,
             },

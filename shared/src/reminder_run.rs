@@ -275,7 +275,7 @@ async fn decide_one(
         // Enqueued again after a crash between insert and mark: the sender's claim makes that harmless.
         services.queues.enqueue(message.lane, &SendJob { message_id: message.id }).await?;
     }
-    services.appointments.mark_decided(&appointment.id, appointment.start).await?;
+    services.appointments.mark_decided(&appointment.id, appointment.start, &message.id.to_string()).await?;
     Ok(match message.status {
         MessageStatus::Skipped => Decided::Skipped,
         _ => Decided::Reminder { credits: u64::from(segments::analyse(message.body.as_str()).segments.max(1)) },

@@ -218,9 +218,29 @@ async fn each_appointment_gets_one_reminder_or_one_reason() {
         .filter_map(|c| c["check"].as_str())
         .collect();
     assert_eq!(failed, ["opt_out"]);
+    assert_eq!(check["reminder"]["status"], "skipped", "{check}");
+    assert_eq!(check["reminder"]["error"]["reason"], "opted_out");
     let (_, ok_check) =
         call(&t, reqwest::Method::GET, &format!("/v1/appointments/{}/reminder-check", expected[0].0), None).await;
     assert_eq!(ok_check["all_passed"], true, "{ok_check}");
+    assert_eq!(ok_check["reminder"]["status"], "delivered", "{ok_check}");
+}
+
+#[tokio::test]
+async fn bookings_made_while_the_window_is_open_are_included_and_none_after_it_closes() {
+    let t = stack(0).await;
+    let s = setup(&t).await;
+    let c = contact(&t, "Mo", mobile("415 555 0701"), None).await;
+    tick(&t, at("2026-06-10T14:00:00Z")).await;
+    t.stack.services.clock.set(at("2026-06-10T14:20:00Z"));
+    let during = appointment(&t, &c, &s.business, &s.with_template, "2026-06-11T12:00:00-04:00", "booked").await;
+    assert_eq!(tick(&t, at("2026-06-10T14:21:00Z")).await.reminders, 1, "booked during the window");
+    t.stack.services.clock.set(at("2026-06-10T15:10:00Z"));
+    let after = appointment(&t, &c, &s.business, &s.with_template, "2026-06-11T13:00:00-04:00", "booked").await;
+    let closed = tick(&t, at("2026-06-10T15:11:00Z")).await;
+    assert_eq!((closed.open_windows, closed.reminders), (0, 0), "the window has closed");
+    let found = decisions(&t).await;
+    assert!(found.contains_key(&during) && !found.contains_key(&after));
 }
 
 #[tokio::test]

@@ -12,12 +12,14 @@ use shared::appointment_types::AppointmentType;
 use shared::appointments::{Appointment, AppointmentStatus};
 use shared::businesses::Business;
 use shared::contacts::Contact;
+use shared::ids::MessageId;
 use shared::reminder_run;
 use shared::services::Services;
 
 use crate::auth::Caller;
 use crate::json_input;
 use crate::problem::Problem;
+use crate::views::MessageView;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,6 +88,7 @@ pub async fn create(
         start: input.start.with_timezone(&Utc),
         status: input.status,
         decided_start: None,
+        reminder_message_id: None,
         created_at: now,
         updated_at: now,
     };
@@ -178,6 +181,12 @@ pub async fn reminder_check(
         return Err(not_found(&id));
     };
     let all_passed = checks.iter().all(|c| c.passed);
+    // The decision already made, if any: the reminder's status and, for a failure, what it means.
+    let reminder = match a.reminder_message_id.as_deref().and_then(|id| id.parse::<MessageId>().ok()) {
+        Some(id) if !a.needs_decision() => services.messages.get(&id).await?,
+        _ => None,
+    };
+    let reminder = reminder.filter(|m| m.clinic_id == caller.clinic_id);
     Ok(Json(serde_json::json!({
         "appointment_id": a.id,
         "all_passed": all_passed,
@@ -185,5 +194,6 @@ pub async fn reminder_check(
         "reminder_window": business.window,
         "preview": loaded.rendered(&business, &a),
         "decided": !a.needs_decision(),
+        "reminder": reminder.as_ref().map(MessageView::from),
     })))
 }

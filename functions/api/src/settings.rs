@@ -47,11 +47,27 @@ async fn settings_view(services: &Services, clinic: &shared::clinic::Clinic) -> 
             clinic.low_credit_threshold
         ));
     }
+    let tomorrow = tomorrows_appointments(services, clinic).await?;
+    if balance < tomorrow {
+        warnings.push(format!(
+            "{balance} credits will not cover tomorrow's {tomorrow} appointment reminders (at least one credit each)."
+        ));
+    }
     if let Some(object) = view.as_object_mut() {
         object.insert("credit_balance".into(), balance.into());
         object.insert("warnings".into(), warnings.into());
     }
     Ok(view)
+}
+
+/// Booked or confirmed appointments tomorrow in the clinic's zone: each needs at least one credit.
+async fn tomorrows_appointments(services: &Services, clinic: &shared::clinic::Clinic) -> Result<u64, Problem> {
+    let tz = clinic.time_zone.parse().unwrap_or(chrono_tz::Tz::UTC);
+    let tomorrow = shared::reminder_window::local_date(tz, services.clock.now()) + chrono::Days::new(1);
+    let (from, to) = shared::reminder_window::local_day_bounds(tz, tomorrow);
+    let found = services.appointments.of_clinic_between(&clinic.id, from, to).await?;
+    let booked = found.iter().filter(|a| a.status != shared::appointments::AppointmentStatus::Cancelled).count();
+    Ok(u64::try_from(booked).unwrap_or(u64::MAX))
 }
 
 pub async fn show(State(services): State<Services>, Caller(caller): Caller) -> Result<impl IntoResponse, Problem> {
@@ -79,6 +95,8 @@ pub struct SettingsInput {
     confirmation_keywords: Vec<String>,
     #[serde(default)]
     default_reminder_preference: Preference,
+    #[serde(default)]
+    quiet_hours: Option<shared::reminder_window::QuietHours>,
 }
 
 pub async fn replace(
@@ -126,6 +144,7 @@ pub async fn replace(
     clinic.allowances_enabled = input.allowances_enabled;
     clinic.confirmation_keywords = keywords;
     clinic.default_reminder_preference = input.default_reminder_preference;
+    clinic.quiet_hours = input.quiet_hours;
     services.clinics.put_clinic(&clinic).await?;
     Ok(Json(settings_view(&services, &clinic).await?))
 }
