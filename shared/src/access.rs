@@ -1,7 +1,7 @@
 //! Who is calling: an `Authorization: Bearer <api key>` header resolved to a clinic user.
 
 use crate::api_keys::PresentedKey;
-use crate::clinic::Principal;
+use crate::clinic::{Principal, User};
 use crate::clinics_table::ClinicsTable;
 use crate::dynamo::StoreError;
 
@@ -28,5 +28,8 @@ pub async fn authenticate(clinics: &ClinicsTable, authorization: Option<&str>) -
     if !presented.matches(&record) {
         return Err(AccessError::Invalid);
     }
-    Ok(Principal { clinic_id: record.clinic_id, user_id: record.user_id, role: record.role })
+    // The user's current record decides: a deleted user's keys stop working, and a changed role
+    // applies at once to every key the user has.
+    let user: User = clinics.record(&record.clinic_id, record.user_id.as_str()).await?.ok_or(AccessError::Invalid)?;
+    Ok(Principal { clinic_id: record.clinic_id, user_id: record.user_id, role: user.role })
 }

@@ -7,7 +7,7 @@ use chrono::TimeDelta;
 use http_body_util::BodyExt;
 use lambda_runtime::{Context, LambdaEvent};
 use shared::api_keys;
-use shared::clinic::Role;
+use shared::clinic::{Role, User};
 use shared::config::Settings;
 use shared::ids::{ClinicId, ConnectionId, MessageId, UserId};
 use shared::message::{Lane, Message, MessageBody};
@@ -55,6 +55,14 @@ async fn every_sample_runs_through_its_handler() {
     let now = services.clock.now();
     let key = api_keys::issue(ClinicId::new("demo"), UserId::new("front-desk"), Role::Staff, now, Some("sample"));
     services.clinics.put_api_key(&key.record).await.expect("key stored");
+    let user = User {
+        id: "front-desk".into(),
+        clinic_id: ClinicId::new("demo"),
+        name: "Front desk".into(),
+        role: Role::Staff,
+        daily_allowance: None,
+    };
+    services.clinics.put_record(&user).await.expect("user stored");
 
     // api: create
     let (status, body) = run_http(api::router(services.clone()), &sample("api-create-message.json")).await;

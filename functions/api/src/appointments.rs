@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -17,7 +17,7 @@ use shared::reminder_run;
 use shared::services::Services;
 
 use crate::auth::Caller;
-use crate::json_input;
+use crate::json_input::{self, ValidQuery};
 use crate::problem::Problem;
 use crate::views::MessageView;
 
@@ -153,7 +153,7 @@ pub struct Range {
 pub async fn list(
     State(services): State<Services>,
     Caller(caller): Caller,
-    Query(range): Query<Range>,
+    ValidQuery(range): ValidQuery<Range>,
 ) -> Result<impl IntoResponse, Problem> {
     let (from, to) = (range.from.with_timezone(&Utc), range.to.with_timezone(&Utc));
     if to <= from || to - from > TimeDelta::days(31) {

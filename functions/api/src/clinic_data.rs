@@ -14,7 +14,7 @@ use shared::twilio::client::SenderId;
 use crate::problem::Problem;
 use crate::records::{InputContext, Resource};
 
-fn required_text(field: &'static str, value: &str) -> Result<String, Problem> {
+pub(crate) fn required_text(field: &'static str, value: &str) -> Result<String, Problem> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
         return Err(Problem::invalid_field(field, format!("`{field}` must not be empty.")));
@@ -123,6 +123,10 @@ impl Resource for Contact {
             group_ids: input.group_ids,
             created_at: ctx.now,
         })
+    }
+
+    fn keep_from(&mut self, existing: &Self) {
+        self.created_at = existing.created_at;
     }
 
     /// Shows, beside the record, which numbers could not be made valid and why.

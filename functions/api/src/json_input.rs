@@ -1,4 +1,5 @@
-//! Reading request bodies: JSON objects only, with the path of the field at fault in every error.
+//! Reading request bodies (JSON objects only) and query strings, with the name or path of the
+//! field at fault in every error.
 
 use axum::body::Bytes;
 use serde::de::DeserializeOwned;
@@ -24,4 +25,27 @@ pub fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
         };
         Problem::invalid_field(field, detail)
     })
+}
+
+/// A query string read into `T`; a missing or unreadable parameter is a 422 naming it.
+pub struct ValidQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for ValidQuery<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer).map(ValidQuery).map_err(|e| {
+            let path = e.path().to_string();
+            let detail = e.into_inner().to_string();
+            let missing = detail.strip_prefix("missing field `").and_then(|rest| rest.split('`').next());
+            let field = match (path.as_str(), missing) {
+                (_, Some(name)) => name.to_owned(),
+                (".", None) => "(query)".to_owned(),
+                _ => path,
+            };
+            Problem::invalid_field(field, format!("Query parameter: {detail}."))
+        })
+    }
 }

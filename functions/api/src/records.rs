@@ -5,7 +5,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{Json, routing::get};
@@ -18,7 +18,7 @@ use shared::dynamo::StoreError;
 use shared::services::Services;
 
 use crate::auth::Caller;
-use crate::json_input;
+use crate::json_input::{self, ValidQuery};
 use crate::problem::Problem;
 
 /// What a record's input is read against.
@@ -43,6 +43,9 @@ pub trait Resource: ClinicRecord {
         id: String,
         ctx: &InputContext<'_>,
     ) -> impl Future<Output = Result<Self, Problem>> + Send;
+
+    /// On a replace: what the new record keeps from the one it replaces (e.g. when it was created).
+    fn keep_from(&mut self, _existing: &Self) {}
 
     /// What the API shows; the record itself unless a kind adds to it.
     fn view(&self) -> serde_json::Value {
@@ -84,7 +87,7 @@ fn not_found<T: Resource>(id: &str) -> Problem {
 async fn list<T: Resource>(
     State(services): State<Services>,
     Caller(caller): Caller,
-    Query(query): Query<ListQuery>,
+    ValidQuery(query): ValidQuery<ListQuery>,
 ) -> Result<impl IntoResponse, Problem> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=100).contains(&limit) {
@@ -92,7 +95,7 @@ async fn list<T: Resource>(
     }
     let page =
         services.clinics.list::<T>(&caller.clinic_id, query.cursor.as_deref(), limit).await.map_err(|e| match e {
-            ListError::BadCursor => Problem::invalid_field("cursor", "The cursor is not one this list gave out."),
+            ListError::BadCursor => Problem::invalid_field("cursor", "The cursor is not a cursor of this list."),
             ListError::Store(e) => e.into(),
         })?;
     let items: Vec<_> = page.items.iter().map(T::view).collect();
@@ -133,7 +136,9 @@ async fn replace<T: Resource>(
     let input: T::Input = json_input::parse(&body)?;
     let clinic = clinic_of(&services, &caller).await?;
     let ctx = InputContext { services: &services, clinic: &clinic, now: services.clock.now() };
-    let record = T::from_input(input, id.clone(), &ctx).await?;
+    let existing: T = services.clinics.record(&caller.clinic_id, &id).await?.ok_or_else(|| not_found::<T>(&id))?;
+    let mut record = T::from_input(input, id.clone(), &ctx).await?;
+    record.keep_from(&existing);
     match services.clinics.replace_record(&record).await {
         Ok(()) => Ok(Json(record.view())),
         Err(StoreError::Conflict) => Err(not_found::<T>(&id)),

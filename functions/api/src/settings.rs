@@ -134,7 +134,7 @@ pub async fn replace(
     {
         return Err(Problem::invalid_field("default_connection_id", format!("No connection {id} exists.")));
     }
-    clinic.name = input.name.trim().to_owned();
+    clinic.name = crate::clinic_data::required_text("name", &input.name)?;
     clinic.default_country = input.default_country.trim().to_ascii_uppercase();
     clinic.time_zone = input.time_zone;
     clinic.default_connection_id = input.default_connection_id.map(ConnectionId::new);
