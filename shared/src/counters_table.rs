@@ -28,6 +28,14 @@ impl CountersTable {
         Self { client, table }
     }
 
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(crate) fn table(&self) -> &str {
+        &self.table
+    }
+
     pub async fn credit_balance(&self, clinic: &ClinicId) -> Result<u64, StoreError> {
         let out = self
             .client

@@ -158,6 +158,9 @@ pub struct Message {
     /// For a reminder that failed for lack of credit: when it is tried again.
     #[serde(default)]
     pub credit_retry_at: Option<DateTime<Utc>>,
+    /// The second reserved for this message on its connection's rate limit, while it waits for it.
+    #[serde(default)]
+    pub send_slot: Option<DateTime<Utc>>,
 }
 
 /// A status callback from Twilio, already verified and parsed.
@@ -212,6 +215,7 @@ impl Message {
             history: vec![HistoryEntry::ours(now, Actor::Api, 0, MessageStatus::Queued)],
             appointment: None,
             credit_retry_at: None,
+            send_slot: None,
         }
     }
 
@@ -283,6 +287,7 @@ impl Message {
             history: vec![first_entry],
             appointment: Some(appointment),
             credit_retry_at: None,
+            send_slot: None,
         }
     }
 
@@ -329,10 +334,21 @@ impl Message {
     pub fn claim(&self, now: DateTime<Utc>, lease: TimeDelta) -> Result<Self, Refused> {
         self.require(MessageStatus::Queued)?;
         let mut next = self.moved(MessageStatus::Sending, now);
+        next.send_slot = None;
         next.attempt += 1;
         next.twilio_sid = None;
         next.lease_until = Some(now + lease);
         next.history.push(HistoryEntry::ours(now, Actor::Sender, next.attempt, MessageStatus::Sending));
+        Ok(next)
+    }
+
+    /// Remembers the rate-limit slot a queued message waits for (reserved, so never reserved twice).
+    pub fn waiting_for_slot(&self, slot: DateTime<Utc>, now: DateTime<Utc>) -> Result<Self, Refused> {
+        self.require(MessageStatus::Queued)?;
+        let mut next = self.clone();
+        next.send_slot = Some(slot);
+        next.version = self.version + 1;
+        next.updated_at = now;
         Ok(next)
     }
 

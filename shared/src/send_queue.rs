@@ -8,6 +8,9 @@ use crate::config::QueueUrls;
 use crate::ids::MessageId;
 use crate::message::Lane;
 
+/// SQS's longest visibility timeout: 12 hours.
+const MAX_VISIBILITY_SECS: u64 = 12 * 3600;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendJob {
     pub message_id: MessageId,
@@ -34,6 +37,35 @@ impl SendQueues {
             Lane::Scheduled => &self.urls.scheduled,
             Lane::Bulk => &self.urls.bulk,
         }
+    }
+
+    /// Hides a received job for `delay` (at most SQS's 12 hours), so it comes back when it can
+    /// go instead of being received again and again. The queue is found from the event's ARN.
+    pub async fn hide(
+        &self,
+        queue_arn: &str,
+        receipt_handle: &str,
+        delay: std::time::Duration,
+    ) -> Result<(), QueueError> {
+        let name = queue_arn.rsplit(':').next().unwrap_or_default();
+        let Some(url) = [&self.urls.interactive, &self.urls.scheduled, &self.urls.bulk]
+            .into_iter()
+            .find(|url| url.rsplit('/').next() == Some(name))
+        else {
+            return Ok(());
+        };
+        // Whole seconds, rounded up: rounding a short wait down to 0 would make it visible at once.
+        let seconds =
+            i32::try_from(delay.as_secs_f64().ceil().max(1.0) as u64).unwrap_or(0).min(MAX_VISIBILITY_SECS as i32);
+        self.client
+            .change_message_visibility()
+            .queue_url(url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(seconds)
+            .send()
+            .await
+            .map_err(|e| QueueError(Box::new(e.into())))?;
+        Ok(())
     }
 
     pub async fn enqueue(&self, lane: Lane, job: &SendJob) -> Result<(), QueueError> {

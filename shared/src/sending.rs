@@ -15,6 +15,7 @@ use crate::dynamo::StoreError;
 use crate::message::{AppointmentRef, Failure, Message};
 use crate::message_status::MessageStatus;
 use crate::messages_table::Update;
+use crate::rate_limit;
 use crate::reason::Reason;
 use crate::reminder_window;
 use crate::retry_policy;
@@ -53,7 +54,15 @@ enum Verdict {
     Unknown(String),
 }
 
+/// A reserved slot this close (or this late) is used as it is.
+const SLOT_TOLERANCE: TimeDelta = TimeDelta::milliseconds(500);
+const SLOT_TOO_LATE: TimeDelta = TimeDelta::seconds(2);
+
 pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, StoreError> {
+    let now = services.clock.now();
+    if let Some(wait) = wait_for_slot(services, job, now).await? {
+        return Ok(JobOutcome::RetryLater(wait));
+    }
     let now = services.clock.now();
     let lease = services.timing.lease;
     let claimed = match services.messages.update(&job.message_id, |m| m.claim(now, lease)).await? {
@@ -107,6 +116,47 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
         Update::Missing => warn!(message_id = %claimed.id, "message vanished while sending"),
     }
     Ok(outcome)
+}
+
+/// Paces a queued message: reserves its rate-limit slot on the connection, and when that slot is
+/// still ahead, records it on the message and says how long to hide the job. `None`: go now.
+async fn wait_for_slot(services: &Services, job: &SendJob, now: DateTime<Utc>) -> Result<Option<Duration>, StoreError> {
+    let Some(message) = services.messages.get(&job.message_id).await? else {
+        return Ok(None);
+    };
+    if message.status != MessageStatus::Queued {
+        return Ok(None);
+    }
+    if let Some(slot) = message.send_slot {
+        if slot > now + SLOT_TOLERANCE {
+            return Ok(Some(until(slot, now)));
+        }
+        if now - slot <= SLOT_TOO_LATE {
+            return Ok(None);
+        }
+        // Received long after its slot: that second has passed unused; take a new one.
+    }
+    let Some(connection) = services.clinics.connection(&message.clinic_id, &message.connection_id).await? else {
+        return Ok(None);
+    };
+    let segments = segments::analyse(message.body.as_str()).segments.max(1);
+    let limits = rate_limit::limits(connection.mps, services.shares);
+    let key = format!("{}#{}", message.clinic_id, connection.id);
+    let Some(slot) = services.counters.reserve_send_slot(&key, message.lane, segments, &limits, now).await? else {
+        // No room within the hour: look again in a minute.
+        return Ok(Some(Duration::from_secs(60)));
+    };
+    if slot <= now + SLOT_TOLERANCE {
+        return Ok(None);
+    }
+    match services.messages.update(&message.id, |m| m.waiting_for_slot(slot, now)).await? {
+        Update::Applied(_) => Ok(Some(until(slot, now))),
+        _ => Ok(None),
+    }
+}
+
+fn until(slot: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
+    (slot - now).to_std().unwrap_or(Duration::ZERO)
 }
 
 /// Everything checked between the claim and the Twilio call, then the call itself. Credits are

@@ -13,6 +13,7 @@ use crate::config::{ConfigError, Settings};
 use crate::counters_table::CountersTable;
 use crate::event_bus::EventBus;
 use crate::messages_table::MessagesTable;
+use crate::rate_limit::Shares;
 use crate::send_queue::SendQueues;
 use crate::twilio::client::TwilioClient;
 
@@ -62,6 +63,8 @@ pub struct Services {
     pub twilio: TwilioClient,
     pub clock: Clock,
     pub timing: Timing,
+    /// Each lane's share of a connection's throughput.
+    pub shares: Shares,
 }
 
 impl Services {
@@ -92,6 +95,7 @@ impl Services {
             settings: Arc::new(settings),
             clock,
             timing,
+            shares: Shares::default(),
         })
     }
 

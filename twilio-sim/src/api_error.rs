@@ -36,6 +36,24 @@ impl ApiError {
         Self { status: StatusCode::METHOD_NOT_ALLOWED, code: 20004, message: "Method not allowed".into() }
     }
 
+    /// Twilio's account concurrency limit: the request was never processed.
+    pub fn too_many_requests() -> Self {
+        Self { status: StatusCode::TOO_MANY_REQUESTS, code: 20429, message: "Too Many Requests".into() }
+    }
+
+    pub fn internal_server_error() -> Self {
+        Self { status: StatusCode::INTERNAL_SERVER_ERROR, code: 20500, message: "Internal Server Error".into() }
+    }
+
+    pub fn service_unavailable() -> Self {
+        Self { status: StatusCode::SERVICE_UNAVAILABLE, code: 20503, message: "Service Unavailable".into() }
+    }
+
+    /// The sender's queue already holds the most Twilio will queue for it.
+    pub fn queue_full() -> Self {
+        Self::bad_request(21611, "This 'From' number has exceeded the maximum number of queued messages.")
+    }
+
     /// Test credentials may create messages but not read anything back.
     pub fn not_for_test_credentials() -> Self {
         Self {

@@ -19,6 +19,9 @@ pub enum Outcome {
     Undelivered(u32),
     /// `failed` with this error code (e.g. 30001 queue overflow); the message never left.
     Failed(u32),
+    /// Held in Twilio's queue for good: stays `queued` (or `accepted`), never sent, no
+    /// callbacks, `date_sent` null.
+    Hold,
 }
 
 impl Outcome {
@@ -29,6 +32,7 @@ impl Outcome {
                 vec![(Status::Sent, None), (Status::Undelivered, Some(code))]
             }
             Self::Failed(code) => vec![(Status::Failed, Some(code))],
+            Self::Hold => Vec::new(),
         }
     }
 }
@@ -36,6 +40,9 @@ impl Outcome {
 /// Plays out a message's lifecycle in the background. The message counts as pending from this
 /// call, before its 201 goes out, so `callbacks_settled` cannot miss it.
 pub(crate) fn schedule(state: &Arc<SimState>, message_sid: String, outcome: Outcome) {
+    if outcome == Outcome::Hold {
+        return;
+    }
     let pending = Pending::start(Arc::clone(state));
     tokio::spawn(async move {
         for (status, error_code) in outcome.steps() {

@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::callbacks::Outcome;
+use crate::faults::{Fault, FaultPlan};
 use crate::recording::RecordedRequest;
 use crate::resource::SimMessage;
 use crate::state::SimState;
@@ -17,6 +18,7 @@ use crate::state::SimState;
 pub(crate) fn router() -> Router<Arc<SimState>> {
     Router::new()
         .route("/sim/overrides", post(set_override).delete(clear_overrides))
+        .route("/sim/faults", post(inject_fault).delete(clear_faults))
         .route("/sim/requests", get(requests))
         .route("/sim/messages", get(messages))
 }
@@ -27,9 +29,10 @@ enum OutcomeName {
     Deliver,
     Undelivered,
     Failed,
+    Hold,
 }
 
-/// `{"to": "+1…", "outcome": "deliver" | "undelivered" | "failed", "error_code": 30003}`;
+/// `{"to": "+1…", "outcome": "deliver" | "undelivered" | "failed" | "hold", "error_code": 30003}`;
 /// `error_code` is required for the two failing outcomes.
 #[derive(Debug, Deserialize)]
 struct OverrideRequest {
@@ -41,6 +44,7 @@ struct OverrideRequest {
 async fn set_override(State(state): State<Arc<SimState>>, Json(request): Json<OverrideRequest>) -> Response {
     let outcome = match (request.outcome, request.error_code) {
         (OutcomeName::Deliver, _) => Outcome::Deliver,
+        (OutcomeName::Hold, _) => Outcome::Hold,
         (OutcomeName::Undelivered, Some(code)) => Outcome::Undelivered(code),
         (OutcomeName::Failed, Some(code)) => Outcome::Failed(code),
         (OutcomeName::Undelivered | OutcomeName::Failed, None) => {
@@ -54,6 +58,28 @@ async fn set_override(State(state): State<Arc<SimState>>, Json(request): Json<Ov
 
 async fn clear_overrides(State(state): State<Arc<SimState>>) -> StatusCode {
     state.clear_overrides();
+    StatusCode::NO_CONTENT
+}
+
+/// `{"fault": {"kind": "throttle", "retry_after_secs": 2}, "plan": {"times": 1, "to": "+1…"}}`:
+/// the arguments of [`crate::Simulator::inject`]; `plan` may be left out (every create request).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultRequest {
+    fault: Fault,
+    #[serde(default)]
+    plan: FaultPlan,
+}
+
+async fn inject_fault(State(state): State<Arc<SimState>>, Json(request): Json<FaultRequest>) -> Response {
+    match state.faults.inject(request.fault, request.plan) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(problem) => (StatusCode::UNPROCESSABLE_ENTITY, problem).into_response(),
+    }
+}
+
+async fn clear_faults(State(state): State<Arc<SimState>>) -> StatusCode {
+    state.faults.clear();
     StatusCode::NO_CONTENT
 }
 

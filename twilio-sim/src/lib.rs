@@ -5,10 +5,14 @@
 //! Never linked into a Lambda binary.
 //!
 //! Routes, all on [`Simulator::base_url`]:
-//! - `POST /2010-04-01/Accounts/{AccountSid}/Messages.json` and
-//!   `GET /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json`, as Twilio;
-//! - `POST /sim/overrides` (`{"to": "+1…", "outcome": "deliver" | "undelivered" | "failed",
-//!   "error_code": 30003}`), `DELETE /sim/overrides`, `GET /sim/requests`, `GET /sim/messages`:
+//! - `POST /2010-04-01/Accounts/{AccountSid}/Messages.json` (create),
+//!   `GET /2010-04-01/Accounts/{AccountSid}/Messages.json` (list: `To`, `From`, `DateSent`,
+//!   `DateSent<`, `DateSent>` with `YYYY-MM-DD` dates, `PageSize`, `Page`, `PageToken`; newest
+//!   first) and `GET /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json` (fetch), as Twilio;
+//! - `POST /sim/overrides` (`{"to": "+1…", "outcome": "deliver" | "undelivered" | "failed" |
+//!   "hold", "error_code": 30003}`), `DELETE /sim/overrides`, `POST /sim/faults`
+//!   (`{"fault": {"kind": "throttle", "retry_after_secs": 1}, "plan": {"times": 1}}`, see
+//!   [`Fault`] and [`FaultPlan`]), `DELETE /sim/faults`, `GET /sim/requests`, `GET /sim/messages`:
 //!   the same controls as the [`Simulator`] methods, for the local runner and curl.
 //!
 //! ```no_run
@@ -23,7 +27,10 @@
 mod accounts;
 mod api_error;
 mod callbacks;
+mod connection;
 mod control;
+mod faults;
+mod list;
 mod messages_api;
 mod recording;
 mod resource;
@@ -44,9 +51,11 @@ use url::Url;
 
 pub use accounts::{Account, AccountKind, MessagingService, SimConfig};
 pub use callbacks::Outcome;
+pub use faults::{Fault, FaultPlan};
 pub use recording::RecordedRequest;
 pub use resource::SimMessage;
 
+use connection::{Connection, CuttableListener};
 use state::SimState;
 
 /// A handle to a running simulator. Clones share it; the server stops when the last clone is
@@ -79,8 +88,9 @@ impl Simulator {
 
         let state = Arc::new(SimState::new(config)?);
         let app = control::router().merge(messages_api::router(Arc::clone(&state))).with_state(Arc::clone(&state));
+        let app = app.into_make_service_with_connect_info::<Connection>();
         let server = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, app).await {
+            if let Err(error) = axum::serve(CuttableListener(listener), app).await {
                 tracing::error!(%error, "Twilio simulator stopped serving");
             }
         });
@@ -111,6 +121,23 @@ impl Simulator {
 
     pub fn clear_overrides(&self) {
         self.state.clear_overrides();
+    }
+
+    /// Injects `fault` into the create requests `plan` selects, from the next one on. Plans
+    /// stack: each create request gets the fault of the first plan (in injection order) that
+    /// matches it and whose draw comes up. Faults apply before authentication and validation.
+    ///
+    /// # Panics
+    /// If `plan.probability` is not between 0 and 1.
+    pub fn inject(&self, fault: Fault, plan: FaultPlan) {
+        if let Err(problem) = self.state.faults.inject(fault, plan) {
+            panic!("invalid fault plan: {problem}");
+        }
+    }
+
+    /// Removes every fault plan, spent or not.
+    pub fn clear_faults(&self) {
+        self.state.faults.clear();
     }
 
     /// Waits until every message's lifecycle, callbacks included, has played out. `false` if

@@ -1,10 +1,13 @@
-//! Twilio's Messages API: create (`POST …/Messages.json`) and fetch (`GET …/Messages/{Sid}.json`).
+//! Twilio's Messages API: create (`POST …/Messages.json`), list (`GET …/Messages.json`) and
+//! fetch (`GET …/Messages/{Sid}.json`), with injected faults on create.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::extract::{ConnectInfo, Extension, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use chrono::Utc;
@@ -12,7 +15,10 @@ use chrono::Utc;
 use crate::accounts::{self, Account, AccountKind};
 use crate::api_error::ApiError;
 use crate::callbacks;
-use crate::recording::{self, form_fields};
+use crate::connection::Connection;
+use crate::faults::Fault;
+use crate::list::{self, ListQuery, MessagePage};
+use crate::recording::{self, NotSent, RecordIndex, form_fields};
 use crate::resource::{MessageRecord, MessageResource, SimMessage, Status};
 use crate::segments;
 use crate::sid::{is_sid, new_message_sid};
@@ -22,7 +28,7 @@ use crate::validation::{self, CreateMessage};
 /// The Twilio routes, every request to them (matched or not) recorded.
 pub(crate) fn router(state: Arc<SimState>) -> Router<Arc<SimState>> {
     Router::new()
-        .route("/2010-04-01/Accounts/{account_sid}/Messages.json", post(create))
+        .route("/2010-04-01/Accounts/{account_sid}/Messages.json", post(create).get(list))
         // `{sid}.json` in one segment is beyond the router's patterns; `fetch` strips the suffix.
         .route("/2010-04-01/Accounts/{account_sid}/Messages/{file}", get(fetch))
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
@@ -30,17 +36,82 @@ pub(crate) fn router(state: Arc<SimState>) -> Router<Arc<SimState>> {
         .layer(middleware::from_fn_with_state(state, recording::record))
 }
 
-/// The body is read as a form whatever its `Content-Type`: a client that sends JSON gets what
-/// Twilio gives it, the missing-field errors (21604 first), rather than a 415.
+/// Applies the first injected fault that matches the request's `To` (whatever else the request
+/// holds: faults come before authentication and validation), or creates the message.
 async fn create(
     State(state): State<Arc<SimState>>,
     Path(account_sid): Path<String>,
+    ConnectInfo(connection): ConnectInfo<Connection>,
+    Extension(index): Extension<RecordIndex>,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
+) -> Response {
+    let params = form_fields(&body);
+    let to = params.iter().find(|(name, value)| name == "To" && !value.is_empty()).map(|(_, value)| value.as_str());
+    let Some(fault) = state.faults.pick(to) else {
+        return create_message(&state, &account_sid, &uri, &headers, &params).into_response();
+    };
+    let name = fault.name();
+    tracing::debug!(fault = name, "injecting a fault into a create request");
+    match fault {
+        Fault::Throttle { retry_after_secs } => {
+            recording::note_fault(&state, index, name, None);
+            let mut response = ApiError::too_many_requests().into_response();
+            if let Some(seconds) = retry_after_secs {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            response
+        }
+        Fault::ServerErrorNotCreated => {
+            recording::note_fault(&state, index, name, None);
+            ApiError::internal_server_error().into_response()
+        }
+        Fault::ServerErrorCreated => {
+            recording::note_fault(&state, index, name, None);
+            // Whatever the create made of the request, the client hears a 500.
+            let _created = create_message(&state, &account_sid, &uri, &headers, &params);
+            ApiError::internal_server_error().into_response()
+        }
+        Fault::QueueFull => {
+            recording::note_fault(&state, index, name, None);
+            ApiError::queue_full().into_response()
+        }
+        Fault::Slow { delay_ms, created } => {
+            let response = if created {
+                create_message(&state, &account_sid, &uri, &headers, &params).into_response()
+            } else {
+                ApiError::service_unavailable().into_response()
+            };
+            // Recorded now: a client that gives up first may take this request's future with it.
+            recording::note_fault(&state, index, name, Some(response.status().as_u16()));
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            response
+        }
+        Fault::DropAfterRead { created } => {
+            if created {
+                let _created = create_message(&state, &account_sid, &uri, &headers, &params);
+            }
+            recording::note_fault(&state, index, name, None);
+            connection.cut();
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            response.extensions_mut().insert(NotSent);
+            response
+        }
+    }
+}
+
+/// The body is read as a form whatever its `Content-Type`: a client that sends JSON gets what
+/// Twilio gives it, the missing-field errors (21604 first), rather than a 415.
+fn create_message(
+    state: &Arc<SimState>,
+    account_sid: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+    params: &[(String, String)],
 ) -> Result<(StatusCode, Json<MessageResource>), ApiError> {
-    let account = authorize(&state, &account_sid, &headers, uri.path())?;
-    let request = validation::parse_create(&form_fields(&body))?;
+    let account = authorize(state, account_sid, headers, uri.path())?;
+    let request = validation::parse_create(params)?;
     validation::check_sender(account, &request)?;
 
     let record = new_record(account, request);
@@ -49,9 +120,25 @@ async fn create(
     lock(&state.messages).push(record);
     // Test credentials never move past `queued` and never call back.
     if account.kind == AccountKind::Live {
-        callbacks::schedule(&state, sid, state.outcome_for(&to));
+        callbacks::schedule(state, sid, state.outcome_for(&to));
     }
     Ok((StatusCode::CREATED, Json(resource)))
+}
+
+/// The account's messages, newest first, filtered and paged as Twilio does.
+async fn list(
+    State(state): State<Arc<SimState>>,
+    Path(account_sid): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<MessagePage>, ApiError> {
+    let account = authorize(&state, &account_sid, &headers, uri.path())?;
+    if account.kind == AccountKind::Test {
+        return Err(ApiError::not_for_test_credentials());
+    }
+    let query = ListQuery::parse(uri.query())?;
+    let messages = lock(&state.messages);
+    list::page(&messages, &account.sid, &query, uri.path()).map(Json)
 }
 
 async fn fetch(

@@ -23,8 +23,32 @@ pub struct RecordedRequest {
     /// The form fields of the body, decoded, in the order sent (repeated names repeat).
     pub params: Vec<(String, String)>,
     pub received_at: DateTime<Utc>,
-    /// 0 while the request is still being answered.
+    /// 0 while the request is still being answered, and for good when an injected fault closed
+    /// the connection without an answer. A [`crate::Fault::Slow`] answer's status is recorded as
+    /// soon as it is decided, before the delay.
     pub response_status: u16,
+    /// The [`crate::Fault::name`] of the fault injected into this request, if any.
+    pub fault: Option<String>,
+}
+
+/// Where the request being answered sits in the log; the middleware puts it in the request's
+/// extensions for handlers that add to the entry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecordIndex(pub usize);
+
+/// On a response: the connection was cut and this response is never sent, so the recorded
+/// status stays 0.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NotSent;
+
+/// Notes on the request's entry that `fault` was injected and, if known, the status it answers.
+pub(crate) fn note_fault(state: &SimState, index: RecordIndex, fault: &'static str, status: Option<u16>) {
+    if let Some(entry) = lock(&state.requests).get_mut(index.0) {
+        entry.fault = Some(fault.to_owned());
+        if let Some(status) = status {
+            entry.response_status = status;
+        }
+    }
 }
 
 /// Decodes `application/x-www-form-urlencoded` bytes; invalid UTF-8 is replaced, never refused.
@@ -44,6 +68,7 @@ pub(crate) async fn record(State(state): State<Arc<SimState>>, request: Request,
         params: bytes.as_deref().map(form_fields).unwrap_or_default(),
         received_at,
         response_status: 0,
+        fault: None,
     };
     let index = {
         let mut requests = lock(&state.requests);
@@ -51,9 +76,16 @@ pub(crate) async fn record(State(state): State<Arc<SimState>>, request: Request,
         requests.len() - 1
     };
     let response = match bytes {
-        Ok(bytes) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Ok(bytes) => {
+            let mut request = Request::from_parts(parts, Body::from(bytes));
+            request.extensions_mut().insert(RecordIndex(index));
+            next.run(request).await
+        }
         Err(_) => StatusCode::PAYLOAD_TOO_LARGE.into_response(),
     };
+    if response.extensions().get::<NotSent>().is_some() {
+        return response;
+    }
     if let Some(entry) = lock(&state.requests).get_mut(index) {
         entry.response_status = response.status().as_u16();
     }

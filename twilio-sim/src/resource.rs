@@ -19,6 +19,8 @@ pub struct SimMessage {
     /// Twilio's status word: `accepted`, `queued`, `sent`, `delivered`, `undelivered` or `failed`.
     pub status: String,
     pub error_code: Option<u32>,
+    /// The `StatusCallback` the create request gave. Kept for tests; like Twilio, the message
+    /// resource (create, fetch, list) never shows it.
     pub status_callback: Option<String>,
     pub created_at: DateTime<Utc>,
 }
@@ -53,6 +55,7 @@ pub(crate) struct MessageRecord {
     pub message: SimMessage,
     pub num_segments: u32,
     pub updated_at: DateTime<Utc>,
+    /// `date_sent`: `None` while the message is `accepted` or `queued`.
     pub sent_at: Option<DateTime<Utc>>,
 }
 
@@ -61,7 +64,9 @@ impl MessageRecord {
         self.message.status = status.as_str().to_owned();
         self.message.error_code = error_code;
         self.updated_at = now;
-        if status == Status::Sent {
+        // `date_sent` stays null while Twilio holds the message, and is set when it leaves:
+        // `sent`, or straight to `failed`.
+        if self.sent_at.is_none() && !matches!(status, Status::Accepted | Status::Queued) {
             self.sent_at = Some(now);
         }
     }

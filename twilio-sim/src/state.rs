@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::accounts::{Account, SimConfig};
 use crate::callbacks::Outcome;
+use crate::faults::Faults;
 use crate::recording::RecordedRequest;
 use crate::resource::{MessageRecord, SimMessage};
 
@@ -26,6 +27,8 @@ pub(crate) struct SimState {
     pub requests: Mutex<Vec<RecordedRequest>>,
     /// Keyed by the exact `To` string.
     pub overrides: Mutex<HashMap<String, Outcome>>,
+    /// Faults to inject into create requests.
+    pub faults: Faults,
     /// Message lifecycles still to play out; `callbacks_settled` waits for zero.
     pub pending_lifecycles: watch::Sender<usize>,
 }
@@ -47,6 +50,7 @@ impl SimState {
             messages: Mutex::default(),
             requests: Mutex::default(),
             overrides: Mutex::default(),
+            faults: Faults::default(),
             pending_lifecycles: watch::Sender::new(0),
         })
     }

@@ -10,7 +10,7 @@ use axum::routing::post;
 use axum::{Form, Router};
 use serde_json::{Value, json};
 use shared::twilio::signature;
-use twilio_sim::{Account, AccountKind, MessagingService, Outcome, SimConfig, Simulator};
+use twilio_sim::{Account, AccountKind, Fault, FaultPlan, MessagingService, Outcome, SimConfig, Simulator};
 
 const LIVE_TOKEN: &str = "live-auth-token";
 const TEST_TOKEN: &str = "test-auth-token";
@@ -92,6 +92,25 @@ impl Client {
             .post(self.messages_url())
             .basic_auth(&self.account_sid, Some(&self.token))
             .form(fields)
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.json().await.unwrap())
+    }
+
+    /// `GET …/Messages.json` with this query.
+    async fn list(&self, query: &[(&str, &str)]) -> (StatusCode, Value) {
+        let mut url = self.messages_url();
+        url.query_pairs_mut().extend_pairs(query);
+        self.get(url.as_str()).await
+    }
+
+    /// A GET of a path-and-query such as a page's `next_page_uri`, or of a full URL.
+    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .get(self.base.join(uri).unwrap())
+            .basic_auth(&self.account_sid, Some(&self.token))
             .send()
             .await
             .unwrap();
@@ -518,7 +537,7 @@ async fn unknown_routes_answer_in_twilio_shape() {
     let sim = Simulator::start(config()).await.unwrap();
     let client = Client::live(&sim);
     let response =
-        client.http.get(client.messages_url()).basic_auth(live_sid(), Some(LIVE_TOKEN)).send().await.unwrap();
+        client.http.delete(client.messages_url()).basic_auth(live_sid(), Some(LIVE_TOKEN)).send().await.unwrap();
     let status = response.status();
     assert_twilio_error(status, &response.json().await.unwrap(), 405, 20004);
 
@@ -527,4 +546,383 @@ async fn unknown_routes_answer_in_twilio_shape() {
     let status = response.status();
     assert_twilio_error(status, &response.json().await.unwrap(), 404, 20404);
     assert_eq!(sim.requests().len(), 2);
+}
+
+fn sids(page: &Value) -> Vec<String> {
+    page["messages"].as_array().unwrap().iter().map(|m| m["sid"].as_str().unwrap().to_owned()).collect()
+}
+
+/// The UTC day of a message's RFC 2822 `date_sent`.
+fn day_sent(message: &Value) -> chrono::NaiveDate {
+    chrono::DateTime::parse_from_rfc2822(message["date_sent"].as_str().unwrap()).unwrap().date_naive()
+}
+
+#[tokio::test]
+async fn the_list_filters_by_recipient_sender_and_date_sent_newest_first() {
+    let sim = Simulator::start(config()).await.unwrap();
+    let receiver = Receiver::start(StatusCode::OK).await;
+    let client = Client::live(&sim);
+    // Held in Twilio's queue: never sent, so no date_sent.
+    let response = client
+        .http
+        .post(sim.base_url().join("sim/overrides").unwrap())
+        .json(&json!({ "to": "+15550000009", "outcome": "hold" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+
+    let mut created = Vec::new();
+    for to in ["+15550000001", "+15550000002", "+15550000001", "+15550000009", "+15550000001"] {
+        let (status, body) = client
+            .create(&[("To", to), ("From", LIVE_NUMBER), ("Body", "hi"), ("StatusCallback", &receiver.url)])
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        created.push(body["sid"].as_str().unwrap().to_owned());
+    }
+    assert!(sim.callbacks_settled(SETTLE).await);
+
+    let (status, all) = client.list(&[]).await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    let newest_first: Vec<_> = created.iter().rev().cloned().collect();
+    assert_eq!(sids(&all), newest_first);
+    let path = format!("/2010-04-01/Accounts/{}/Messages.json", live_sid());
+    assert_eq!(all["page"], 0);
+    assert_eq!(all["page_size"], 50);
+    assert_eq!((all["start"].as_u64(), all["end"].as_u64()), (Some(0), Some(4)));
+    assert_eq!(all["first_page_uri"], format!("{path}?PageSize=50&Page=0"));
+    assert_eq!(all["uri"], format!("{path}?PageSize=50&Page=0"));
+    assert_eq!(all["next_page_uri"], Value::Null);
+    assert_eq!(all["previous_page_uri"], Value::Null);
+    for message in all["messages"].as_array().unwrap() {
+        assert!(message.get("status_callback").is_none(), "{message}");
+        assert_eq!(message["account_sid"], live_sid());
+    }
+    // The simulator still knows the callback URL of every message.
+    assert!(sim.messages().iter().all(|m| m.status_callback.as_deref() == Some(receiver.url.as_str())));
+
+    let (_, to_one) = client.list(&[("To", "+15550000001")]).await;
+    assert_eq!(sids(&to_one), [created[4].clone(), created[2].clone(), created[0].clone()]);
+    assert_eq!(to_one["uri"], format!("{path}?To=%2B15550000001&PageSize=50&Page=0"));
+    let (_, from_ours) = client.list(&[("From", LIVE_NUMBER), ("To", "+15550000002")]).await;
+    assert_eq!(sids(&from_ours), [created[1].clone()]);
+    let (_, from_other) = client.list(&[("From", "+15017129999")]).await;
+    assert_eq!(sids(&from_other), Vec::<String>::new());
+    assert_eq!((from_other["start"].as_u64(), from_other["end"].as_u64()), (Some(0), Some(0)));
+
+    // The held message is still queued with no date_sent; the others were sent.
+    let (_, held) = client.list(&[("To", "+15550000009")]).await;
+    assert_eq!(held["messages"][0]["status"], "queued");
+    assert_eq!(held["messages"][0]["date_sent"], Value::Null);
+    let sent_messages = to_one["messages"].as_array().unwrap();
+    let today = day_sent(&sent_messages[0]);
+    assert!(sent_messages.iter().all(|m| m["status"] == "delivered" && day_sent(m) == today));
+    let day = |offset: i64| (today + chrono::Duration::days(offset)).format("%Y-%m-%d").to_string();
+
+    let sent = [created[4].clone(), created[2].clone(), created[1].clone(), created[0].clone()];
+    let (status, on_the_day) = client.list(&[("DateSent", &day(0))]).await;
+    assert_eq!(status, StatusCode::OK, "{on_the_day}");
+    assert_eq!(sids(&on_the_day), sent);
+    assert_eq!(sids(&client.list(&[("DateSent", &day(-1))]).await.1), Vec::<String>::new());
+    assert_eq!(sids(&client.list(&[("DateSent>", &day(0))]).await.1), sent);
+    assert_eq!(sids(&client.list(&[("DateSent>", &day(1))]).await.1), Vec::<String>::new());
+    assert_eq!(sids(&client.list(&[("DateSent<", &day(0))]).await.1), sent);
+    assert_eq!(sids(&client.list(&[("DateSent<", &day(-1))]).await.1), Vec::<String>::new());
+    let (_, window) = client.list(&[("DateSent>", &day(-1)), ("DateSent<", &day(1)), ("To", "+15550000002")]).await;
+    assert_eq!(sids(&window), [created[1].clone()]);
+    let (_, held_by_date) = client.list(&[("DateSent", &day(0)), ("To", "+15550000009")]).await;
+    assert_eq!(sids(&held_by_date), Vec::<String>::new());
+
+    // `DateSent<=…` written raw in the URL is the `DateSent<` parameter.
+    let (status, raw) = client.get(&format!("{path}?DateSent<={}&To=%2B15550000002", day(0))).await;
+    assert_eq!(status, StatusCode::OK, "{raw}");
+    assert_eq!(sids(&raw), [created[1].clone()]);
+    let (status, body) = client.list(&[("DateSent", "yesterday")]).await;
+    assert_twilio_error(status, &body, 400, 20001);
+    let (status, body) = client.list(&[("PageSize", "1001")]).await;
+    assert_twilio_error(status, &body, 400, 20001);
+
+    let (status, body) = Client::test(&sim).list(&[]).await;
+    assert_twilio_error(status, &body, 403, 20008);
+    let (status, body) = Client::new(&sim, live_sid(), "wrong").list(&[]).await;
+    assert_twilio_error(status, &body, 401, 20003);
+}
+
+#[tokio::test]
+async fn the_list_pages_by_token_until_next_page_uri_is_null() {
+    let sim = Simulator::start(config()).await.unwrap();
+    let client = Client::live(&sim);
+    let mut created = Vec::new();
+    for n in 0..7 {
+        let (_, body) =
+            client.create(&[("To", "+15550000001"), ("From", LIVE_NUMBER), ("Body", &format!("#{n}"))]).await;
+        created.push(body["sid"].as_str().unwrap().to_owned());
+    }
+    // Another recipient's messages are filtered out of every page.
+    client.create(&[("To", "+15550000002"), ("From", LIVE_NUMBER), ("Body", "other")]).await;
+
+    let (status, first) = client.list(&[("To", "+15550000001"), ("PageSize", "3")]).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    // A message created after the first page shifts nothing: pages continue after a message.
+    client.create(&[("To", "+15550000001"), ("From", LIVE_NUMBER), ("Body", "late")]).await;
+
+    let mut pages = vec![first];
+    while let Some(next) = pages.last().unwrap()["next_page_uri"].as_str().map(str::to_owned) {
+        assert!(next.contains("To=%2B15550000001") && next.contains("PageToken=PASM"), "{next}");
+        let (status, page) = client.get(&next).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(page["uri"], next);
+        pages.push(page);
+        assert!(pages.len() < 10, "next_page_uri never ends");
+    }
+    let summary: Vec<_> = pages
+        .iter()
+        .map(|p| (p["page"].as_u64().unwrap(), p["start"].as_u64().unwrap(), p["end"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(summary, [(0, 0, 2), (1, 3, 5), (2, 6, 6)]);
+    assert!(pages.iter().all(|p| p["page_size"] == 3 && p["first_page_uri"] == pages[0]["first_page_uri"]));
+    let listed: Vec<_> = pages.iter().flat_map(sids).collect();
+    assert_eq!(listed, created.iter().rev().cloned().collect::<Vec<_>>());
+
+    // Back from the last page to the middle one.
+    assert_eq!(pages[0]["previous_page_uri"], Value::Null);
+    let previous = pages[2]["previous_page_uri"].as_str().unwrap();
+    let (_, middle) = client.get(previous).await;
+    assert_eq!(sids(&middle), sids(&pages[1]));
+
+    // Twilio refuses a page number without a token.
+    let (status, body) = client.list(&[("PageSize", "3"), ("Page", "1")]).await;
+    assert_twilio_error(status, &body, 400, 70002);
+}
+
+const FIELDS: [(&str, &str); 3] = [("To", "+15551234567"), ("From", LIVE_NUMBER), ("Body", "hi")];
+
+fn statuses_and_faults(sim: &Simulator) -> Vec<(u16, Option<String>)> {
+    sim.requests().into_iter().map(|r| (r.response_status, r.fault)).collect()
+}
+
+#[tokio::test]
+async fn a_throttled_create_is_a_429_with_retry_after_and_creates_nothing() {
+    let sim = Simulator::start(config()).await.unwrap();
+    let client = Client::live(&sim);
+    sim.inject(Fault::Throttle { retry_after_secs: Some(3) }, FaultPlan::next(1));
+
+    let response = client
+        .http
+        .post(client.messages_url())
+        .basic_auth(live_sid(), Some(LIVE_TOKEN))
+        .form(&FIELDS)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers().get("retry-after").unwrap(), "3");
+    let status = response.status();
+    assert_twilio_error(status, &response.json().await.unwrap(), 429, 20429);
+    assert!(sim.messages().is_empty());
+
+    // Spent after one request.
+    let (status, _) = client.create(&FIELDS).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(sim.messages().len(), 1);
+
+    sim.inject(Fault::Throttle { retry_after_secs: None }, FaultPlan::next(1));
+    let response = client
+        .http
+        .post(client.messages_url())
+        .basic_auth(live_sid(), Some(LIVE_TOKEN))
+        .form(&FIELDS)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().get("retry-after").is_none());
+    assert_eq!(
+        statuses_and_faults(&sim),
+        [(429, Some("throttle".to_owned())), (201, None), (429, Some("throttle".to_owned()))]
+    );
+}
+
+#[tokio::test]
+async fn a_500_may_or_may_not_have_created_the_message() {
+    let sim = Simulator::start(config()).await.unwrap();
+    let receiver = Receiver::start(StatusCode::OK).await;
+    let client = Client::live(&sim);
+    let fields = [("To", "+15551234567"), ("From", LIVE_NUMBER), ("Body", "hi"), ("StatusCallback", &receiver.url)];
+
+    sim.inject(Fault::ServerErrorNotCreated, FaultPlan::next(1));
+    let (status, body) = client.create(&fields).await;
+    assert_twilio_error(status, &body, 500, 20500);
+    assert!(sim.messages().is_empty());
+
+    sim.inject(Fault::ServerErrorCreated, FaultPlan::next(1));
+    let (status, body) = client.create(&fields).await;
+    assert_twilio_error(status, &body, 500, 20500);
+    let messages = sim.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].status_callback.as_deref(), Some(receiver.url.as_str()));
+
+    // The created message lives on: it is delivered and calls back like any other.
+    assert!(sim.callbacks_settled(SETTLE).await);
+    let callbacks = receiver.received();
+    assert_eq!(callbacks.len(), 2);
+    assert!(callbacks.iter().all(|c| c.param("MessageSid") == Some(messages[0].sid.as_str())));
+    assert_eq!(sim.messages()[0].status, "delivered");
+    assert_eq!(
+        statuses_and_faults(&sim),
+        [(500, Some("server_error_not_created".to_owned())), (500, Some("server_error_created".to_owned()))]
+    );
+}
+
+#[tokio::test]
+async fn a_slow_answer_times_the_client_out_with_or_without_the_message() {
+    let sim = Simulator::start(config()).await.unwrap();
+    let mut client = Client::live(&sim);
+    client.http = reqwest::Client::builder().no_proxy().timeout(Duration::from_millis(200)).build().unwrap();
+
+    sim.inject(Fault::Slow { delay_ms: 1500, created: true }, FaultPlan::next(1));
+    let error =
+        client.http.post(client.messages_url()).basic_auth(live_sid(), Some(LIVE_TOKEN)).form(&FIELDS).send().await;
+    assert!(error.unwrap_err().is_timeout());
+    assert_eq!(sim.messages().len(), 1);
+
+    sim.inject(Fault::Slow { delay_ms: 1500, created: false }, FaultPlan::next(1));
+    let error =
+        client.http.post(client.messages_url()).basic_auth(live_sid(), Some(LIVE_TOKEN)).form(&FIELDS).send().await;
+    assert!(error.unwrap_err().is_timeout());
+    assert_eq!(sim.messages().len(), 1);
+
+    assert_eq!(statuses_and_faults(&sim), [(201, Some("slow".to_owned())), (503, Some("slow".to_owned()))]);
+
+    // A patient client gets the late answer.
+    let patient = Client::live(&sim);
+    sim.inject(Fault::Slow { delay_ms: 300, created: true }, FaultPlan::next(1));
+    let (status, body) = patient.create(&FIELDS).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(sim.messages().len(), 2);
+}
+
+#[tokio::test]
+async fn a_dropped_connection_is_a_connection_error_not_a_status() {
+    let sim = Simulator::start(config()).await.unwrap();
+    let client = Client::live(&sim);
+    let send = || client.http.post(client.messages_url()).basic_auth(live_sid(), Some(LIVE_TOKEN)).form(&FIELDS).send();
+
+    sim.inject(Fault::DropAfterRead { created: true }, FaultPlan::next(1));
+    let error = send().await.unwrap_err();
+    assert!(error.status().is_none() && !error.is_timeout() && !error.is_status(), "{error:?}");
+    assert!(error.is_request() || error.is_connect(), "{error:?}");
+    assert_eq!(sim.messages().len(), 1);
+
+    sim.inject(Fault::DropAfterRead { created: false }, FaultPlan::next(1));
+    let error = send().await.unwrap_err();
+    assert!(error.status().is_none() && !error.is_timeout(), "{error:?}");
+    assert_eq!(sim.messages().len(), 1);
+
+    // The client recovers on a new connection; nothing was retried behind its back.
+    assert_eq!(send().await.unwrap().status(), StatusCode::CREATED);
+    assert_eq!(sim.messages().len(), 2);
+    assert_eq!(
+        statuses_and_faults(&sim),
+        [(0, Some("drop_after_read".to_owned())), (0, Some("drop_after_read".to_owned())), (201, None)]
+    );
+}
+
+#[tokio::test]
+async fn a_full_queue_is_21611_and_a_plan_can_target_one_recipient() {
+    let sim = Simulator::start(config()).await.unwrap();
+    let client = Client::live(&sim);
+    sim.inject(Fault::QueueFull, FaultPlan::always().only_to("+15550000002"));
+
+    let (status, body) = client.create(&[("To", "+15550000002"), ("From", LIVE_NUMBER), ("Body", "hi")]).await;
+    assert_twilio_error(status, &body, 400, 21611);
+    let (status, _) = client.create(&[("To", "+15550000001"), ("From", LIVE_NUMBER), ("Body", "hi")]).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = client.create(&[("To", "+15550000002"), ("From", LIVE_NUMBER), ("Body", "hi")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(sim.messages().len(), 1);
+
+    sim.clear_faults();
+    let (status, _) = client.create(&[("To", "+15550000002"), ("From", LIVE_NUMBER), ("Body", "hi")]).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(sim.messages().len(), 2);
+}
+
+/// The statuses of `n` create requests.
+async fn create_statuses(client: &Client, n: usize) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for _ in 0..n {
+        statuses.push(client.create(&FIELDS).await.0.as_u16());
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn times_and_seeded_probabilities_are_deterministic() {
+    let sim = Simulator::start(config()).await.unwrap();
+    let client = Client::live(&sim);
+    sim.inject(Fault::ServerErrorNotCreated, FaultPlan::next(2));
+    sim.inject(Fault::QueueFull, FaultPlan::next(1));
+    assert_eq!(create_statuses(&client, 5).await, [500, 500, 400, 201, 201]);
+
+    // The same seeded plan, set over HTTP on two simulators, picks the same requests.
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let sim = Simulator::start(config()).await.unwrap();
+        let client = Client::live(&sim);
+        let response = client
+            .http
+            .post(sim.base_url().join("sim/faults").unwrap())
+            .json(&json!({
+                "fault": { "kind": "server_error_not_created" },
+                "plan": { "probability": 0.5, "seed": 7 },
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        let statuses = create_statuses(&client, 16).await;
+        let failures = statuses.iter().filter(|s| **s == 500).count();
+        assert_eq!(sim.messages().len(), 16 - failures);
+        runs.push(statuses);
+    }
+    assert_eq!(runs[0], runs[1]);
+    assert!(runs[0].contains(&500) && runs[0].contains(&201), "{:?}", runs[0]);
+
+    // With `times` as well, the draw picks at most that many.
+    let sim = Simulator::start(config()).await.unwrap();
+    let client = Client::live(&sim);
+    sim.inject(Fault::ServerErrorNotCreated, FaultPlan { times: Some(2), ..FaultPlan::seeded_chance(0.5, 7) });
+    let statuses = create_statuses(&client, 16).await;
+    assert_eq!(statuses.iter().filter(|s| **s == 500).count(), 2);
+    let first_two: Vec<_> = runs[0].iter().enumerate().filter(|(_, s)| **s == 500).map(|(i, _)| i).take(2).collect();
+    let capped: Vec<_> = statuses.iter().enumerate().filter(|(_, s)| **s == 500).map(|(i, _)| i).collect();
+    assert_eq!(first_two, capped);
+}
+
+#[tokio::test]
+async fn faults_over_http_are_checked_and_cleared() {
+    let sim = Simulator::start(config()).await.unwrap();
+    let client = Client::live(&sim);
+    let control = sim.base_url().join("sim/faults").unwrap();
+    let post = |body: Value| client.http.post(control.clone()).json(&body).send();
+
+    let response = post(json!({ "fault": { "kind": "queue_full" }, "plan": { "probability": 2.0 } })).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let response = post(json!({ "fault": { "kind": "melt_down" } })).await.unwrap();
+    assert!(response.status().is_client_error());
+
+    let response = post(json!({ "fault": { "kind": "slow", "delay_ms": 10, "created": true } })).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let response =
+        post(json!({ "fault": { "kind": "throttle", "retry_after_secs": 1 }, "plan": { "to": "+15550000002" } }))
+            .await
+            .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    // The first plan matches everything, so the throttle never gets its turn.
+    let (status, _) = client.create(&[("To", "+15550000002"), ("From", LIVE_NUMBER), ("Body", "hi")]).await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    assert_eq!(client.http.delete(control.clone()).send().await.unwrap().status(), StatusCode::NO_CONTENT);
+    client.create(&FIELDS).await;
+    assert_eq!(statuses_and_faults(&sim), [(201, Some("slow".to_owned())), (201, None)]);
 }

@@ -17,6 +17,7 @@ use aws_sdk_dynamodb::config::interceptors::{
     BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
 };
 use aws_sdk_dynamodb::config::{ConfigBag, RuntimeComponents};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
@@ -28,8 +29,9 @@ use shared::appointment_types::{AppointmentType, SmsTemplate};
 use shared::appointments::{Appointment, AppointmentStatus};
 use shared::businesses::Business;
 use shared::clock::Clock;
-use shared::config::{Settings, TwilioSettings};
+use shared::config::{Settings, TableNames, TwilioSettings};
 use shared::contacts::{Contact, ContactPhone, PhoneKind};
+use shared::dynamo::{Item, s};
 use shared::ids::ClinicId;
 use shared::onboarding::{self, NewClinic};
 use shared::phone::Country;
@@ -197,6 +199,7 @@ async fn reminders(options: Options) -> anyhow::Result<()> {
         bail!("the window should be open at {tick_time}");
     };
     let clock = Clock::manual(tick_time - TimeDelta::hours(1));
+    let inspect = aws_sdk_dynamodb::Client::new(&aws);
     let services = Services::from_clients(settings, dynamo, sqs, events, clock.clone(), Timing::default())?;
     let infra = started.elapsed();
 
@@ -235,6 +238,7 @@ async fn reminders(options: Options) -> anyhow::Result<()> {
         "business",
     );
 
+    print_item_sizes(&inspect, &resources.tables, &clinic_id).await?;
     drop(moto);
     Ok(())
 }
@@ -332,6 +336,7 @@ async fn seed(
             start: day_start + TimeDelta::hours(8) + TimeDelta::minutes(5 * i64::try_from(i % 100).unwrap_or(0)),
             status: AppointmentStatus::Booked,
             decided_start: None,
+            reminder_message_id: None,
             created_at: now,
             updated_at: now,
         })
@@ -410,5 +415,69 @@ impl Measured {
             );
         }
         println!();
+    }
+}
+
+/// What the items the tick reads and writes weigh by DynamoDB's sizing rules (numbers roughly),
+/// which decide the request units of each read (4 KB units) and write (1 KB units).
+async fn print_item_sizes(
+    dynamo: &aws_sdk_dynamodb::Client,
+    tables: &TableNames,
+    clinic: &ClinicId,
+) -> anyhow::Result<()> {
+    let message = dynamo
+        .query()
+        .table_name(&tables.messages)
+        .index_name("gsi1")
+        .key_condition_expression("gsi1pk = :clinic")
+        .expression_attribute_values(":clinic", s(format!("CLINIC#{clinic}")))
+        .limit(1)
+        .send()
+        .await?
+        .items
+        .and_then(|items| items.into_iter().next());
+    let clinic_pk = format!("CLINIC#{clinic}");
+    let samples = [
+        ("message (put once per reminder)", message),
+        (
+            "appointment (updated once per reminder)",
+            get(dynamo, &tables.appointments, "APPT#a0000000", "APPOINTMENT").await?,
+        ),
+        ("contact (read once per appointment)", get(dynamo, &tables.clinics, &clinic_pk, "CONTACT#c000000").await?),
+        ("business (read by every tick while due)", get(dynamo, &tables.clinics, &clinic_pk, "BUSINESS#b0000").await?),
+    ];
+    println!("item sizes (DynamoDB's rules; numbers approximate)");
+    for (what, item) in samples {
+        match item {
+            Some(item) => println!("  {what:<42} {:>6} B", item_size(&item)),
+            None => println!("  {what:<42} not found (have the keys changed?)"),
+        }
+    }
+    Ok(())
+}
+
+async fn get(dynamo: &aws_sdk_dynamodb::Client, table: &str, pk: &str, sk: &str) -> anyhow::Result<Option<Item>> {
+    Ok(dynamo.get_item().table_name(table).key("pk", s(pk)).key("sk", s(sk)).send().await?.item)
+}
+
+fn item_size(item: &Item) -> usize {
+    item.iter().map(|(name, value)| name.len() + value_size(value)).sum()
+}
+
+/// Strings and binaries by length, numbers one byte per two significant digits plus one, lists
+/// and maps 3 bytes plus one per element (and the keys of a map).
+fn value_size(value: &AttributeValue) -> usize {
+    let number = |n: &str| n.chars().filter(char::is_ascii_digit).count().div_ceil(2) + 1;
+    match value {
+        AttributeValue::S(text) => text.len(),
+        AttributeValue::N(n) => number(n),
+        AttributeValue::B(bytes) => bytes.as_ref().len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::L(list) => 3 + list.iter().map(|v| value_size(v) + 1).sum::<usize>(),
+        AttributeValue::M(map) => 3 + map.iter().map(|(k, v)| k.len() + value_size(v) + 1).sum::<usize>(),
+        AttributeValue::Ss(set) => set.iter().map(String::len).sum(),
+        AttributeValue::Ns(set) => set.iter().map(|n| number(n)).sum(),
+        AttributeValue::Bs(set) => set.iter().map(|b| b.as_ref().len()).sum(),
+        _ => 0,
     }
 }

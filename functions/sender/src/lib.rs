@@ -46,7 +46,13 @@ async fn process(services: &Services, record: SqsMessage) -> bool {
     match sending::send(services, &job).await {
         Ok(JobOutcome::Finished) => true,
         Ok(JobOutcome::RetryLater(after)) => {
-            tracing::info!(message_id = %job.message_id, retry_in_ms = after.as_millis() as u64, "send will be retried");
+            // Waiting is not a failed attempt: hide the job until it can go (attempts are
+            // counted in DynamoDB, not by SQS receives).
+            if let (Some(arn), Some(receipt)) = (record.event_source_arn.as_deref(), record.receipt_handle.as_deref())
+                && let Err(e) = services.queues.hide(arn, receipt, after).await
+            {
+                warn!(message_id = %job.message_id, error = ?e, "could not hide the job; it returns after the queue's visibility timeout");
+            }
             false
         }
         Err(store_error) => {

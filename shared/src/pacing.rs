@@ -1,0 +1,189 @@
+//! Reserving a send slot for a message on its connection: the first second, now or later, where
+//! the connection's throughput and the lane's share have room (`rate_limit`). The reservation is
+//! one conditional `UpdateItem` on the window's counter item, so every concurrent sender sees the
+//! same budget. A per-lane frontier remembers the first window that may still have room, so a
+//! long backlog does not rescan full windows.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::counters_table::CountersTable;
+use crate::dynamo::{StoreError, n, s};
+use crate::message::Lane;
+use crate::rate_limit::{Limits, WINDOW_SECS, WindowUsage, first_fit};
+
+/// How far ahead a slot is searched for before the message is told to come back later.
+const HORIZON_WINDOWS: i64 = 360;
+const CONFLICT_RETRIES: usize = 16;
+
+fn lane_name(lane: Lane) -> &'static str {
+    match lane {
+        Lane::Interactive => "interactive",
+        Lane::Scheduled => "scheduled",
+        Lane::Bulk => "bulk",
+    }
+}
+
+fn window_of(t: DateTime<Utc>) -> (i64, usize) {
+    let secs = t.timestamp();
+    let window = secs - secs.rem_euclid(WINDOW_SECS as i64);
+    (window, usize::try_from(secs - window).unwrap_or(0))
+}
+
+fn number(item: &HashMap<String, AttributeValue>, name: &str) -> u32 {
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+impl CountersTable {
+    async fn window_usage(&self, key: &str, window: i64) -> Result<WindowUsage, StoreError> {
+        let out = self
+            .client()
+            .get_item()
+            .table_name(self.table())
+            .key("pk", s(format!("RATE#{key}")))
+            .key("sk", s(window.to_string()))
+            .consistent_read(true)
+            .send()
+            .await?;
+        let item = out.item.unwrap_or_default();
+        let mut usage = WindowUsage::default();
+        for (i, slot) in usage.per_second.iter_mut().enumerate() {
+            *slot = number(&item, &format!("s{i}"));
+        }
+        usage.scheduled = number(&item, "scheduled");
+        usage.bulk = number(&item, "bulk");
+        Ok(usage)
+    }
+
+    /// Grants `segments` in second `second` of `window` if the budget still allows it.
+    async fn grant(
+        &self,
+        key: &str,
+        window: i64,
+        second: usize,
+        lane: Lane,
+        segments: u32,
+        limits: &Limits,
+    ) -> Result<bool, StoreError> {
+        // Every name through a placeholder: TOTAL and others are DynamoDB reserved words.
+        let mut update = "ADD #s :n, #total :n SET #expires = :expires".to_owned();
+        let mut condition = if segments > limits.per_second {
+            "(attribute_not_exists(#s) OR #s = :zero)".to_owned()
+        } else {
+            "(attribute_not_exists(#s) OR #s <= :second_cap)".to_owned()
+        };
+        let mut request = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .key("pk", s(format!("RATE#{key}")))
+            .key("sk", s(window.to_string()))
+            .expression_attribute_names("#s", format!("s{second}"))
+            .expression_attribute_names("#total", "total")
+            .expression_attribute_names("#expires", "expires_at")
+            .expression_attribute_values(":n", n(segments))
+            .expression_attribute_values(":expires", n(window + 3600));
+        request = if segments > limits.per_second {
+            request.expression_attribute_values(":zero", n(0))
+        } else {
+            request.expression_attribute_values(":second_cap", n(limits.per_second - segments))
+        };
+        if lane != Lane::Interactive {
+            let (name, cap) = match lane {
+                Lane::Scheduled => ("scheduled", limits.scheduled),
+                _ => ("bulk", limits.bulk),
+            };
+            update = "ADD #s :n, #total :n, #lane :n, #shared :n SET #expires = :expires".to_owned();
+            condition.push_str(
+                " AND (attribute_not_exists(#lane) OR #lane <= :lane_cap) AND (attribute_not_exists(#shared) OR #shared <= :shared_cap)",
+            );
+            request = request
+                .expression_attribute_names("#lane", name)
+                .expression_attribute_names("#shared", "shared")
+                .expression_attribute_values(":lane_cap", n(cap.saturating_sub(segments)))
+                .expression_attribute_values(":shared_cap", n(limits.scheduled_and_bulk.saturating_sub(segments)));
+        }
+        let result = request.update_expression(update).condition_expression(condition).send().await;
+        match result.map_err(StoreError::from) {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn frontier(&self, key: &str, lane: Lane) -> Result<i64, StoreError> {
+        let out = self
+            .client()
+            .get_item()
+            .table_name(self.table())
+            .key("pk", s(format!("RATE#{key}")))
+            .key("sk", s(format!("FRONTIER#{}", lane_name(lane))))
+            .send()
+            .await?;
+        Ok(out.item.and_then(|i| i.get("window").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())).unwrap_or(0))
+    }
+
+    async fn advance_frontier(&self, key: &str, lane: Lane, window: i64) -> Result<(), StoreError> {
+        let result = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .key("pk", s(format!("RATE#{key}")))
+            .key("sk", s(format!("FRONTIER#{}", lane_name(lane))))
+            .update_expression("SET #w = :w, #expires = :expires")
+            .expression_attribute_names("#expires", "expires_at")
+            .condition_expression("attribute_not_exists(#w) OR #w < :w")
+            .expression_attribute_names("#w", "window")
+            .expression_attribute_values(":w", n(window))
+            .expression_attribute_values(":expires", n(window + 3600))
+            .send()
+            .await;
+        match result.map_err(StoreError::from) {
+            Ok(_) | Err(StoreError::Conflict) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Reserves the first second at or after `now` where `segments` fit for `lane` on the
+    /// connection identified by `key`. `None` when nothing fits within the horizon (an hour).
+    pub async fn reserve_send_slot(
+        &self,
+        key: &str,
+        lane: Lane,
+        segments: u32,
+        limits: &Limits,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let (current, offset) = window_of(now);
+        let step = WINDOW_SECS as i64;
+        let mut window = current.max(self.frontier(key, lane).await?);
+        let mut conflicts = 0;
+        while window <= current + HORIZON_WINDOWS * step {
+            let from = if window == current { offset } else { 0 };
+            let usage = self.window_usage(key, window).await?;
+            match first_fit(&usage, limits, lane, segments, from) {
+                Some(second) => {
+                    if self.grant(key, window, second, lane, segments, limits).await? {
+                        let at = DateTime::from_timestamp(window + i64::try_from(second).unwrap_or(0), 0);
+                        return Ok(Some(at.unwrap_or(now).max(now - TimeDelta::seconds(1))));
+                    }
+                    // Someone took it first: read this window again.
+                    conflicts += 1;
+                    if conflicts > CONFLICT_RETRIES {
+                        return Ok(None);
+                    }
+                }
+                None => {
+                    // The lane's share of this window is spent (or every second is full).
+                    if from == 0 {
+                        self.advance_frontier(key, lane, window + step).await?;
+                    }
+                    window += step;
+                }
+            }
+        }
+        Ok(None)
+    }
+}
