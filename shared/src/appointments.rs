@@ -1,6 +1,6 @@
 //! Appointments, in their own table: `pk = APPT#<id>`, `sk = APPOINTMENT`.
 //!
-//! - `gsi1` (`REMIND#<business id>` / `<start>#<id>`) holds only appointments that still need a
+//! - `gsi1` (`REMIND#<clinic id>#<business id>` / `<start>#<id>`) holds only appointments that still need a
 //!   reminder decision for their current start time: the scheduler reads exactly those. Recording
 //!   a decision removes the keys; moving the appointment puts them back.
 //! - `gsi2` (`CLINIC#<clinic id>` / `<start>#<id>`): a clinic's appointments by start time.
@@ -75,7 +75,7 @@ impl AppointmentsTable {
             ("gsi2sk", by_start(a)),
         ];
         if a.needs_decision() {
-            keys.extend([("gsi1pk", format!("REMIND#{}", a.business_id)), ("gsi1sk", by_start(a))]);
+            keys.extend([("gsi1pk", format!("REMIND#{}#{}", a.clinic_id, a.business_id)), ("gsi1sk", by_start(a))]);
         }
         to_item(a, &keys)
     }
@@ -121,11 +121,12 @@ impl AppointmentsTable {
     /// Appointments of a business awaiting a reminder decision, starting in `[from, to)`.
     pub async fn awaiting_decision(
         &self,
+        clinic: &ClinicId,
         business_id: &str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<Appointment>, StoreError> {
-        self.query_range("gsi1", "gsi1pk", format!("REMIND#{business_id}"), "gsi1sk", from, to).await
+        self.query_range("gsi1", "gsi1pk", format!("REMIND#{clinic}#{business_id}"), "gsi1sk", from, to).await
     }
 
     /// A clinic's appointments starting in `[from, to)`, by start time.
@@ -158,8 +159,8 @@ impl AppointmentsTable {
             .expression_attribute_names("#sk", sk_name)
             .expression_attribute_values(":pk", s(pk_value))
             .expression_attribute_values(":from", s(index_instant(from)))
-            // `#` sorts before every id character, so this stops just before `to`.
-            .expression_attribute_values(":to", s(format!("{}#", index_instant(to - chrono::TimeDelta::seconds(1)))))
+            // Keys are `<start>#<id>`: every key of the last second before `to` sorts below `<to>`.
+            .expression_attribute_values(":to", s(index_instant(to)))
             .into_paginator()
             .items()
             .send();

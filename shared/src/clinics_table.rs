@@ -58,6 +58,61 @@ impl ClinicsTable {
         self.record(clinic, id.as_str()).await
     }
 
+    /// Moves a business's next window opening (and its index key), only if the stored business
+    /// still has the opening that was read: an admin's concurrent edit or delete wins.
+    pub async fn move_window(
+        &self,
+        business: &crate::businesses::Business,
+        next_opening: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        let mut moved = business.clone();
+        moved.next_window_opening = next_opening;
+        let index_sk = crate::clinic_records::ClinicRecord::index_keys(&moved).map(|(_, sk)| sk).unwrap_or_default();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("CLINIC#{}", business.clinic_id)))
+            .key("sk", s(format!("BUSINESS#{}", business.id)))
+            .update_expression("SET next_window_opening = :next, gsi1sk = :sk")
+            .condition_expression("next_window_opening = :old")
+            .expression_attribute_values(":next", serde_dynamo::to_attribute_value(next_opening)?)
+            .expression_attribute_values(":old", serde_dynamo::to_attribute_value(business.next_window_opening)?)
+            .expression_attribute_values(":sk", s(index_sk))
+            .send()
+            .await;
+        match result.map_err(StoreError::from) {
+            Ok(_) | Err(StoreError::Conflict) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Records a connection's last Twilio error (or clears it), leaving everything else as the
+    /// admin last saved it; nothing happens to a connection deleted meanwhile.
+    pub async fn set_connection_error(
+        &self,
+        connection: &Connection,
+        error: Option<&crate::clinic::ConnectionError>,
+    ) -> Result<(), StoreError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("CLINIC#{}", connection.clinic_id)))
+            .key("sk", s(format!("CONNECTION#{}", connection.id)))
+            .condition_expression("attribute_exists(pk)");
+        let request = match error {
+            Some(e) => request
+                .update_expression("SET last_error = :e")
+                .expression_attribute_values(":e", serde_dynamo::to_attribute_value(e)?),
+            None => request.update_expression("REMOVE last_error"),
+        };
+        match request.send().await.map_err(StoreError::from) {
+            Ok(_) | Err(StoreError::Conflict) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+
     pub async fn put_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
         self.put(to_item(record, &[("pk", format!("APIKEY#{}", record.key_id)), ("sk", "APIKEY".to_owned())])?).await
     }

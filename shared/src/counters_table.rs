@@ -151,6 +151,26 @@ impl CountersTable {
         }
     }
 
+    /// Gives back one counted text (its creation failed).
+    pub async fn uncount_allowance(&self, clinic: &ClinicId, user: &str, day: NaiveDate) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("ALLOWANCE#{clinic}#{user}")))
+            .key("sk", s(day.to_string()))
+            .update_expression("ADD used :minus_one")
+            .condition_expression("used > :zero")
+            .expression_attribute_values(":minus_one", n(-1))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        match result.map_err(StoreError::from) {
+            Ok(_) | Err(StoreError::Conflict) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+
     /// How many texts a user has sent on `day`.
     pub async fn allowance_used(&self, clinic: &ClinicId, user: &str, day: NaiveDate) -> Result<u32, StoreError> {
         let out = self

@@ -67,7 +67,7 @@ pub enum Actor {
 
 /// Why a message failed: a Twilio error code (with Twilio's own text when it gave one), or one
 /// of our reasons.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<u32>,
@@ -324,6 +324,9 @@ impl Message {
         }
         let mut next = self.moved(MessageStatus::Queued, now);
         next.credit_retry_at = None;
+        // The old attempt's SID stays in the history only: a late callback for it must not
+        // count as news about the new attempt.
+        next.twilio_sid = None;
         let mut entry = HistoryEntry::ours(now, actor, self.attempt, MessageStatus::Queued);
         entry.note = Some(note.to_owned());
         next.history.push(entry);
@@ -377,7 +380,9 @@ impl Message {
     /// good, or it could not be made at all.
     pub fn failed_attempt(&self, attempt: u32, failure: Failure, now: DateTime<Utc>) -> Result<Self, Refused> {
         self.require_attempt(attempt)?;
-        self.require(MessageStatus::Sending)?;
+        if !matches!(self.status, MessageStatus::Sending | MessageStatus::Queued) {
+            return Err(Refused::WrongStatus(self.status, MessageStatus::Sending));
+        }
         let mut next = self.moved(MessageStatus::Failed, now);
         next.lease_until = None;
         let mut entry = HistoryEntry::ours(now, Actor::Sender, attempt, MessageStatus::Failed);

@@ -159,10 +159,13 @@ impl MessagesTable {
             let Some(current) = self.get(id).await? else {
                 return Ok(Update::Missing);
             };
-            let next = match decide(&current) {
+            let mut next = match decide(&current) {
                 Ok(next) => next,
                 Err(refused) => return Ok(Update::Refused(refused, current)),
             };
+            // Every write moves the version on, whatever the rule changed, so two writers that
+            // read the same version can never both succeed.
+            next.version = current.version + 1;
             match self.replace(&next, current.version).await {
                 Ok(()) => return Ok(Update::Applied(next)),
                 Err(StoreError::Conflict) => continue,

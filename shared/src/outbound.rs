@@ -60,7 +60,7 @@ pub async fn create_text(
     }
     let masked_to = to.masked();
     let message = Message::new_outbound(
-        clinic.id,
+        clinic.id.clone(),
         to,
         body,
         connection.id,
@@ -68,13 +68,28 @@ pub async fn create_text(
         Some(principal.user_id.clone()),
         now,
     );
-    services.messages.insert(&message).await?;
+    if let Err(store_error) = services.messages.insert(&message).await {
+        if clinic.allowances_enabled {
+            give_back_allowance(services, &clinic, principal, now).await;
+        }
+        return Err(store_error.into());
+    }
     if let Err(queue_error) = services.queues.enqueue(message.lane, &SendJob { message_id: message.id }).await {
         // Undo, so the caller's retry does not leave a queued text that nothing will send.
-        if let Err(undo) = services.messages.delete_unchanged(&message).await {
-            error!(message_id = %message.id, error = ?undo, "could not undo a message whose job was not queued");
+        match services.messages.delete_unchanged(&message).await {
+            Ok(()) => {
+                if clinic.allowances_enabled {
+                    give_back_allowance(services, &clinic, principal, now).await;
+                }
+                return Err(queue_error.into());
+            }
+            // SQS did take the job after all (the sender already moved the message): it is going.
+            Err(StoreError::Conflict) => {}
+            Err(undo) => {
+                error!(message_id = %message.id, error = ?undo, "could not undo a message whose job was not queued");
+                return Err(queue_error.into());
+            }
         }
-        return Err(queue_error.into());
     }
     info!(message_id = %message.id, to = %masked_to, "text queued");
     Ok(message)
@@ -98,5 +113,14 @@ async fn count_against_allowance(
     match services.counters.count_allowance(&clinic.id, principal.user_id.as_str(), day, limit, now).await? {
         Ok(_) => Ok(()),
         Err(_) => Err(CreateTextError::AllowanceExhausted { limit }),
+    }
+}
+
+/// A text that was counted but not created is given back.
+async fn give_back_allowance(services: &Services, clinic: &Clinic, principal: &Principal, now: DateTime<Utc>) {
+    let tz = clinic.time_zone.parse().unwrap_or(chrono_tz::Tz::UTC);
+    let day = local_date(tz, now);
+    if let Err(e) = services.counters.uncount_allowance(&clinic.id, principal.user_id.as_str(), day).await {
+        error!(error = ?e, "could not give back a daily allowance count");
     }
 }

@@ -112,9 +112,14 @@ impl E164 {
 impl TryFrom<String> for E164 {
     type Error = PhoneError;
 
-    /// Stored values are already E.164; they are checked again so a bad item cannot slip in.
+    /// Stored values were validated when they were entered; reading them back checks only the
+    /// E.164 shape, so a libphonenumber update that retires a range cannot make stored records
+    /// unreadable.
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value, None)
+        let digits = value.strip_prefix('+').unwrap_or_default();
+        let shaped =
+            (7..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) && !digits.starts_with('0');
+        if shaped { Ok(Self(value)) } else { Err(PhoneError::NotValid) }
     }
 }
 

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 use ulid::Ulid;
 
 use crate::appointment_types::{AppointmentType, SmsTemplate};
@@ -53,48 +53,94 @@ pub struct TickReport {
     pub credit_retries: usize,
     /// Texts that waited for approval more than 30 days.
     pub expired: usize,
+    /// Businesses, appointments or sweeps that failed and are left for the next tick.
+    pub errors: usize,
 }
 
 pub async fn tick(services: &Services, now: DateTime<Utc>) -> Result<TickReport, TickError> {
     let mut report = TickReport::default();
     // Credits the reminders made in this tick will need, per clinic.
     let mut needed: HashMap<ClinicId, u64> = HashMap::new();
-    for business in due_businesses(services, now).await? {
-        let tz = business.tz();
-        match business.window.state_at(tz, now) {
-            WindowState::Open { opened_at, target_date, .. } => {
-                report.open_windows += 1;
-                let (from, to) = local_day_bounds(tz, target_date);
-                let waiting = services.appointments.awaiting_decision(&business.id, from, to).await?;
-                let mut facts = FactCache::default();
-                for appointment in waiting {
-                    let decided = decide_one(services, &mut facts, &business, &appointment, opened_at, now).await?;
-                    match decided {
-                        Decided::Skipped => report.skipped += 1,
-                        Decided::Reminder { credits } => {
-                            report.reminders += 1;
-                            *needed.entry(appointment.clinic_id.clone()).or_default() += credits;
-                        }
-                    }
+    // One failing business or appointment is logged and left for the next tick; it never stops
+    // the others, nor the retries and expiries below.
+    match due_businesses(services, now).await {
+        Ok(due) => {
+            for business in due {
+                if let Err(e) = run_business(services, &business, now, &mut report, &mut needed).await {
+                    report.errors += 1;
+                    error!(clinic = %business.clinic_id, business = %business.id, error = ?e, "reminder window failed; retried next tick");
                 }
             }
-            WindowState::Closed { next_opening } => {
-                // The window has closed: no new reminders for that day; wait for the next one.
-                let mut next = business.clone();
-                next.next_window_opening = next_opening;
-                services.clinics.put_record(&next).await?;
-            }
+        }
+        Err(e) => {
+            report.errors += 1;
+            error!(error = ?e, "could not read due businesses");
         }
     }
     for (clinic, credits) in needed {
-        warn_if_credits_low(services, &clinic, credits, now).await?;
+        if let Err(e) = warn_if_credits_low(services, &clinic, credits, now).await {
+            report.errors += 1;
+            error!(clinic = %clinic, error = ?e, "could not check credits");
+        }
     }
-    report.credit_retries = release_credit_retries(services, now).await?;
-    report.expired = expire_unapproved(services, now).await?;
+    match release_credit_retries(services, now).await {
+        Ok(n) => report.credit_retries = n,
+        Err(e) => {
+            report.errors += 1;
+            error!(error = ?e, "credit retries failed; retried next tick");
+        }
+    }
+    match expire_unapproved(services, now).await {
+        Ok(n) => report.expired = n,
+        Err(e) => {
+            report.errors += 1;
+            error!(error = ?e, "approval expiry failed; retried next tick");
+        }
+    }
     if report != TickReport::default() {
         info!(?report, at = %now, "scheduler tick");
     }
     Ok(report)
+}
+
+async fn run_business(
+    services: &Services,
+    business: &Business,
+    now: DateTime<Utc>,
+    report: &mut TickReport,
+    needed: &mut HashMap<ClinicId, u64>,
+) -> Result<(), TickError> {
+    let tz = business.tz();
+    match business.window.state_at(tz, now) {
+        WindowState::Open { opened_at, target_date, .. } => {
+            report.open_windows += 1;
+            let (from, to) = local_day_bounds(tz, target_date);
+            let waiting = services.appointments.awaiting_decision(&business.clinic_id, &business.id, from, to).await?;
+            let mut facts = FactCache::default();
+            for appointment in waiting {
+                if appointment.clinic_id != business.clinic_id {
+                    continue;
+                }
+                match decide_one(services, &mut facts, business, &appointment, opened_at, now).await {
+                    Ok(Decided::Skipped) => report.skipped += 1,
+                    Ok(Decided::Reminder { credits }) => {
+                        report.reminders += 1;
+                        *needed.entry(appointment.clinic_id.clone()).or_default() += credits;
+                    }
+                    Err(e) => {
+                        report.errors += 1;
+                        error!(appointment = %appointment.id, error = ?e, "reminder decision failed; retried next tick");
+                    }
+                }
+            }
+        }
+        WindowState::Closed { next_opening } => {
+            // The window has closed: no new reminders for that day; wait for the next one.
+            // Only this one field moves, and only if nobody changed it meanwhile.
+            services.clinics.move_window(business, next_opening).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Businesses whose window has opened at or before `now` (and is open or just closed).
@@ -267,10 +313,13 @@ async fn decide_one(
         }
         Err(reason) => skipped(id, clinic, number, connection_id, reminder_for, reason, now),
     };
-    match services.messages.insert(&message).await {
-        Ok(()) | Err(StoreError::Conflict) => {}
+    let message = match services.messages.insert(&message).await {
+        Ok(()) => message,
+        // Decided before (a tick that stopped midway, or one running beside this one): the stored
+        // decision stands, whatever the facts say now.
+        Err(StoreError::Conflict) => services.messages.get(&message.id).await?.unwrap_or(message),
         Err(other) => return Err(other.into()),
-    }
+    };
     if message.status == MessageStatus::Queued {
         // Enqueued again after a crash between insert and mark: the sender's claim makes that harmless.
         services.queues.enqueue(message.lane, &SendJob { message_id: message.id }).await?;
@@ -372,7 +421,20 @@ async fn release_credit_retries(services: &Services, now: DateTime<Utc>) -> Resu
     for id in services.messages.credit_retries_due(now).await? {
         let update = services.messages.update(&id, |m| m.requeued(Actor::Scheduler, "credit retry", now)).await?;
         if let Update::Applied(message) = update {
-            services.queues.enqueue(message.lane, &SendJob { message_id: message.id }).await?;
+            if let Err(e) = services.queues.enqueue(message.lane, &SendJob { message_id: message.id }).await {
+                // Put it back as it was, so the next tick retries instead of leaving a queued
+                // text with no job.
+                let retry_at = now;
+                services
+                    .messages
+                    .update(&id, |m| {
+                        let mut back = m.failed_attempt(m.attempt, m.failure.clone().unwrap_or_default(), now)?;
+                        back.credit_retry_at = Some(retry_at);
+                        Ok(back)
+                    })
+                    .await?;
+                return Err(e.into());
+            }
             released += 1;
         }
     }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::appointments::AppointmentStatus;
 use crate::clinic::{Connection, ConnectionError, is_connection_error};
@@ -40,8 +40,6 @@ enum Verdict {
         sid: String,
         status: String,
     },
-    /// Not sent, and it should not be: the appointment changed or the number opted out.
-    Skip(Reason),
     /// Twilio did not take it and never will (or we could not even ask): fail now.
     Failed(Failure),
     /// Twilio did not take it; try again after the delay.
@@ -60,33 +58,64 @@ const SLOT_TOO_LATE: TimeDelta = TimeDelta::seconds(2);
 
 pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, StoreError> {
     let now = services.clock.now();
-    if let Some(wait) = wait_for_slot(services, job, now).await? {
+    let lease = services.timing.lease;
+    let Some(message) = services.messages.get(&job.message_id).await? else {
+        warn!(message_id = %job.message_id, "job for a message that does not exist");
+        return Ok(JobOutcome::Finished);
+    };
+    if message.status != MessageStatus::Queued {
+        return Ok(already_handled(&message, now, lease));
+    }
+    // Everything that can stop the text is checked before the claim, so a failure here never
+    // strands a claimed message.
+    let connection = match pre_checks(services, &message, now).await? {
+        Ready::Go(connection) => connection,
+        Ready::Stop(stop) => {
+            let update = services
+                .messages
+                .update(&message.id, |m| match &stop {
+                    Stop::Skip(reason) => m.skipped(*reason, now),
+                    Stop::Fail(failure) => m.failed_attempt(m.attempt, failure.clone(), now),
+                })
+                .await?;
+            log_update(&update, message.attempt);
+            return Ok(JobOutcome::Finished);
+        }
+    };
+    if let Some(wait) = wait_for_slot(services, &message, &connection, now).await? {
         return Ok(JobOutcome::RetryLater(wait));
     }
     let now = services.clock.now();
-    let lease = services.timing.lease;
     let claimed = match services.messages.update(&job.message_id, |m| m.claim(now, lease)).await? {
         Update::Applied(message) => message,
-        Update::Missing => {
-            warn!(message_id = %job.message_id, "job for a message that does not exist");
-            return Ok(JobOutcome::Finished);
-        }
+        Update::Missing => return Ok(JobOutcome::Finished),
         Update::Refused(_, current) => return Ok(already_handled(&current, now, lease)),
     };
     let attempt = claimed.attempt;
-    let verdict = decide(services, &claimed, now).await?;
-    let now = services.clock.now();
-    let (outcome, update) = match verdict {
-        Verdict::Accepted { sid, status } => {
-            let update = services.messages.update(&claimed.id, |m| m.accepted(attempt, &sid, &status, now)).await?;
-            (JobOutcome::Finished, update)
+    let credits = u64::from(segments::analyse(claimed.body.as_str()).segments.max(1));
+    let verdict = match call_twilio(services, &claimed, &connection, credits).await {
+        Ok(verdict) => verdict,
+        Err(store_error) => {
+            // Twilio was not called: give the message back so a later delivery of the job sends it.
+            let now = services.clock.now();
+            let note = "released after a storage error before the Twilio call".to_owned();
+            if let Err(e) =
+                services.messages.update(&claimed.id, |m| m.released_for_retry(attempt, note.clone(), now)).await
+            {
+                error!(message_id = %claimed.id, error = ?e, "could not release a claimed message");
+            }
+            return Err(store_error);
         }
-        Verdict::Skip(reason) => {
-            let update = services.messages.update(&claimed.id, |m| m.skipped(reason, now)).await?;
+    };
+    let now = services.clock.now();
+    let refund = matches!(verdict, Verdict::Failed(_) | Verdict::Retry { .. }) && !is_credit_failure(&verdict);
+    let (outcome, update) = match &verdict {
+        Verdict::Accepted { sid, status } => {
+            let update = services.messages.update(&claimed.id, |m| m.accepted(attempt, sid, status, now)).await?;
             (JobOutcome::Finished, update)
         }
         Verdict::Failed(failure) => {
-            let retry_at = credit_retry_at(&claimed, &failure, now);
+            let retry_at = credit_retry_at(&claimed, failure, now);
             let update = services
                 .messages
                 .update(&claimed.id, |m| {
@@ -100,33 +129,78 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
         Verdict::Retry { after, note } => {
             let update =
                 services.messages.update(&claimed.id, |m| m.released_for_retry(attempt, note.clone(), now)).await?;
-            (JobOutcome::RetryLater(after), update)
+            (JobOutcome::RetryLater(*after), update)
         }
         Verdict::Unknown(why) => {
             warn!(message_id = %claimed.id, attempt, %why, "outcome at Twilio unknown; will reconcile after the lease");
             return Ok(JobOutcome::RetryLater(lease_left(&claimed, services.clock.now())));
         }
     };
+    log_update(&update, attempt);
+    // Bookkeeping after the verdict is recorded: a failure here must not cost the text.
+    if refund && let Err(e) = services.counters.add_credits(&claimed.clinic_id, credits).await {
+        error!(message_id = %claimed.id, error = ?e, credits, "could not refund credits");
+    }
+    if let Err(e) = record_connection_health(services, connection, &verdict, now).await {
+        warn!(error = ?e, "could not record the connection's health");
+    }
+    Ok(outcome)
+}
+
+fn log_update(update: &Update, attempt: u32) {
     match update {
         Update::Applied(message) => info!(message_id = %message.id, attempt, status = %message.status, "send recorded"),
         Update::Refused(refused, current) => {
             // Only a newer attempt or a callback can have moved it; both already hold the truth.
             info!(message_id = %current.id, attempt, %refused, status = %current.status, "send result superseded");
         }
-        Update::Missing => warn!(message_id = %claimed.id, "message vanished while sending"),
+        Update::Missing => warn!("message vanished while sending"),
     }
-    Ok(outcome)
+}
+
+fn is_credit_failure(verdict: &Verdict) -> bool {
+    matches!(verdict, Verdict::Failed(f) if f.reason == Some(Reason::InsufficientCredits))
+}
+
+enum Ready {
+    Go(Connection),
+    /// Decided without a claim: the text is not sent.
+    Stop(Stop),
+}
+
+enum Stop {
+    Skip(Reason),
+    Fail(Failure),
+}
+
+/// The checks made just before sending: no number, the appointment changed, the number opted
+/// out, the connection gone or disabled.
+async fn pre_checks(services: &Services, m: &Message, now: DateTime<Utc>) -> Result<Ready, StoreError> {
+    let Some(to) = m.to.as_ref() else {
+        return Ok(Ready::Stop(Stop::Fail(Failure::reason(Reason::NoMobileNumber))));
+    };
+    if let Some(appointment) = &m.appointment
+        && !appointment_still_due(services, m, appointment, now).await?
+    {
+        return Ok(Ready::Stop(Stop::Skip(Reason::AppointmentChanged)));
+    }
+    if services.clinics.record::<OptOut>(&m.clinic_id, to.as_str()).await?.is_some() {
+        return Ok(Ready::Stop(Stop::Skip(Reason::OptedOut)));
+    }
+    match services.clinics.connection(&m.clinic_id, &m.connection_id).await? {
+        Some(connection) if connection.enabled => Ok(Ready::Go(connection)),
+        _ => Ok(Ready::Stop(Stop::Fail(Failure::reason(Reason::ConnectionUnavailable)))),
+    }
 }
 
 /// Paces a queued message: reserves its rate-limit slot on the connection, and when that slot is
 /// still ahead, records it on the message and says how long to hide the job. `None`: go now.
-async fn wait_for_slot(services: &Services, job: &SendJob, now: DateTime<Utc>) -> Result<Option<Duration>, StoreError> {
-    let Some(message) = services.messages.get(&job.message_id).await? else {
-        return Ok(None);
-    };
-    if message.status != MessageStatus::Queued {
-        return Ok(None);
-    }
+async fn wait_for_slot(
+    services: &Services,
+    message: &Message,
+    connection: &Connection,
+    now: DateTime<Utc>,
+) -> Result<Option<Duration>, StoreError> {
     if let Some(slot) = message.send_slot {
         if slot > now + SLOT_TOLERANCE {
             return Ok(Some(until(slot, now)));
@@ -136,9 +210,6 @@ async fn wait_for_slot(services: &Services, job: &SendJob, now: DateTime<Utc>) -
         }
         // Received long after its slot: that second has passed unused; take a new one.
     }
-    let Some(connection) = services.clinics.connection(&message.clinic_id, &message.connection_id).await? else {
-        return Ok(None);
-    };
     let segments = segments::analyse(message.body.as_str()).segments.max(1);
     let limits = rate_limit::limits(connection.mps, services.shares);
     let key = format!("{}#{}", message.clinic_id, connection.id);
@@ -159,42 +230,28 @@ fn until(slot: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
     (slot - now).to_std().unwrap_or(Duration::ZERO)
 }
 
-/// Everything checked between the claim and the Twilio call, then the call itself. Credits are
-/// reserved just before the call and given back when Twilio does not take the text.
-async fn decide(services: &Services, m: &Message, now: DateTime<Utc>) -> Result<Verdict, StoreError> {
+/// Under the claim: reserve the credits, then ask Twilio once.
+async fn call_twilio(
+    services: &Services,
+    m: &Message,
+    connection: &Connection,
+    credits: u64,
+) -> Result<Verdict, StoreError> {
     let Some(to) = m.to.as_ref() else {
         return Ok(Verdict::Failed(Failure::reason(Reason::NoMobileNumber)));
     };
-    if let Some(appointment) = &m.appointment
-        && !appointment_still_due(services, m, appointment, now).await?
-    {
-        return Ok(Verdict::Skip(Reason::AppointmentChanged));
-    }
-    if services.clinics.record::<OptOut>(&m.clinic_id, to.as_str()).await?.is_some() {
-        return Ok(Verdict::Skip(Reason::OptedOut));
-    }
-    let connection = match services.clinics.connection(&m.clinic_id, &m.connection_id).await? {
-        Some(connection) if connection.enabled => connection,
-        _ => return Ok(Verdict::Failed(Failure::reason(Reason::ConnectionUnavailable))),
-    };
-    let credits = u64::from(segments::analyse(m.body.as_str()).segments.max(1));
     if services.counters.reserve_credits(&m.clinic_id, credits).await?.is_err() {
         return Ok(Verdict::Failed(Failure::reason(Reason::InsufficientCredits)));
     }
     let callback = status_callback_url(services, m);
     let request = NewMessage { to, sender: &connection.sender, body: m.body.as_str(), status_callback: &callback };
-    let verdict = judge(services.twilio.create_message(&request).await, m.attempt);
-    if matches!(verdict, Verdict::Failed(_) | Verdict::Retry { .. }) {
-        services.counters.add_credits(&m.clinic_id, credits).await?;
-    }
-    record_connection_health(services, connection, &verdict, now).await?;
-    Ok(verdict)
+    Ok(judge(services.twilio.create_message(&request).await, m.attempt))
 }
 
 /// Keeps the connection's last sender-or-account error, and clears it once a text goes through.
 async fn record_connection_health(
     services: &Services,
-    mut connection: Connection,
+    connection: Connection,
     verdict: &Verdict,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
@@ -206,8 +263,7 @@ async fn record_connection_health(
         _ => return Ok(()),
     };
     if connection.last_error.as_ref().map(|e| e.code) != last_error.as_ref().map(|e| e.code) {
-        connection.last_error = last_error;
-        services.clinics.put_record(&connection).await?;
+        services.clinics.set_connection_error(&connection, last_error.as_ref()).await?;
     }
     Ok(())
 }

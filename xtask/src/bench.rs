@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use aws_sdk_dynamodb::config::interceptors::{
-    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+    BeforeDeserializationInterceptorContextRef, BeforeSerializationInterceptorContextRef,
+    BeforeTransmitInterceptorContextRef,
 };
 use aws_sdk_dynamodb::config::{ConfigBag, RuntimeComponents};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -87,34 +88,56 @@ impl Options {
 }
 
 /// Counts the HTTP requests (attempts, retries included) and operations of the clients it is
-/// added to, by service and operation, with the bytes of each request's body.
+/// added to, by service and operation, with the bytes of each request's body and the time from
+/// sending a request to receiving its response (moto's time plus loopback; the rest of a tick's
+/// wall time is the client's and the tick's own work). Round trips are timed only while requests
+/// do not overlap, as in the tick, which awaits one at a time; overlaps are counted instead.
 #[derive(Debug, Clone, Default)]
 struct RequestCounter {
-    counts: Arc<Mutex<Counts>>,
+    state: Arc<Mutex<CounterState>>,
 }
 
-type Counts = BTreeMap<(String, String), OpCount>;
+#[derive(Debug, Default)]
+struct CounterState {
+    counts: Counts,
+    in_flight: Option<(OpKey, Instant)>,
+    overlapped: u64,
+}
+
+type OpKey = (String, String);
+type Counts = BTreeMap<OpKey, OpCount>;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct OpCount {
     operations: u64,
     requests: u64,
     body_bytes: u64,
+    round_trip: Duration,
+}
+
+/// What the counter saw between a reset and a snapshot.
+#[derive(Debug, Clone, Default)]
+struct Seen {
+    counts: Counts,
+    overlapped: u64,
+}
+
+fn op_key(cfg: &ConfigBag) -> OpKey {
+    cfg.load::<Metadata>()
+        .map_or_else(|| ("?".to_owned(), "?".to_owned()), |m| (m.service().to_owned(), m.name().to_owned()))
 }
 
 impl RequestCounter {
-    fn record(&self, cfg: &ConfigBag, add: impl FnOnce(&mut OpCount)) {
-        let (service, operation) = cfg.load::<Metadata>().map_or(("?", "?"), |m| (m.service(), m.name()));
-        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        add(counts.entry((service.to_owned(), operation.to_owned())).or_default());
+    fn with<R>(&self, f: impl FnOnce(&mut CounterState) -> R) -> R {
+        f(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     fn reset(&self) {
-        self.counts.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        self.with(|state| *state = CounterState::default());
     }
 
-    fn snapshot(&self) -> Counts {
-        self.counts.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    fn snapshot(&self) -> Seen {
+        self.with(|state| Seen { counts: state.counts.clone(), overlapped: state.overlapped })
     }
 }
 
@@ -130,20 +153,41 @@ impl Intercept for RequestCounter {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        self.record(cfg, |c| c.operations += 1);
+        let key = op_key(cfg);
+        self.with(|state| state.counts.entry(key).or_default().operations += 1);
         Ok(())
     }
 
+    /// Once per HTTP request.
     fn read_before_transmit(
         &self,
         context: &BeforeTransmitInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let bytes = context.request().body().bytes().map_or(0, <[u8]>::len);
-        self.record(cfg, |c| {
-            c.requests += 1;
-            c.body_bytes += u64::try_from(bytes).unwrap_or(u64::MAX);
+        let bytes = u64::try_from(context.request().body().bytes().map_or(0, <[u8]>::len)).unwrap_or(u64::MAX);
+        let key = op_key(cfg);
+        self.with(|state| {
+            let count = state.counts.entry(key.clone()).or_default();
+            count.requests += 1;
+            count.body_bytes += bytes;
+            if state.in_flight.replace((key, Instant::now())).is_some() {
+                state.overlapped += 1;
+            }
+        });
+        Ok(())
+    }
+
+    fn read_after_transmit(
+        &self,
+        _context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.with(|state| {
+            if let Some((key, sent)) = state.in_flight.take() {
+                state.counts.entry(key).or_default().round_trip += sent.elapsed();
+            }
         });
         Ok(())
     }
@@ -206,7 +250,7 @@ async fn reminders(options: Options) -> anyhow::Result<()> {
     let seeding = Instant::now();
     let clinic_id = seed(&services, options, window, opened_at, target_date).await?;
     let seed_time = seeding.elapsed();
-    let setup_requests = total(&counter.snapshot()).requests;
+    let setup_requests = total(&counter.snapshot().counts).requests;
     println!(
         "setup: moto and resources {:.1} s; seeding {:.1} s ({setup_requests} requests, {SEED_CONCURRENCY} at a time) \
          — not part of the measurement",
@@ -357,7 +401,7 @@ where
 struct Measured {
     report: TickReport,
     elapsed: Duration,
-    counts: Counts,
+    seen: Seen,
 }
 
 async fn measured_tick(services: &Services, counter: &RequestCounter, at: DateTime<Utc>) -> anyhow::Result<Measured> {
@@ -366,7 +410,7 @@ async fn measured_tick(services: &Services, counter: &RequestCounter, at: DateTi
     let started = Instant::now();
     let report = reminder_run::tick(services, at).await.with_context(|| format!("the tick at {at} failed"))?;
     let elapsed = started.elapsed();
-    Ok(Measured { report, elapsed, counts: counter.snapshot() })
+    Ok(Measured { report, elapsed, seen: counter.snapshot() })
 }
 
 fn total(counts: &Counts) -> OpCount {
@@ -374,14 +418,21 @@ fn total(counts: &Counts) -> OpCount {
         operations: sum.operations + c.operations,
         requests: sum.requests + c.requests,
         body_bytes: sum.body_bytes + c.body_bytes,
+        round_trip: sum.round_trip + c.round_trip,
     })
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 impl Measured {
     /// Prints time and requests, per `unit` (appointment or business) of which there are `units`.
     fn print(&self, title: &str, units: usize, unit: &str) {
+        let counts = &self.seen.counts;
+        let timed = self.seen.overlapped == 0;
         let secs = self.elapsed.as_secs_f64();
-        let all = total(&self.counts);
+        let all = total(counts);
         let per = |n: u64| n as f64 / units.max(1) as f64;
         println!("{title}");
         println!("  report          {:?}", self.report);
@@ -390,28 +441,41 @@ impl Measured {
             println!("  appointments/s  {:.1}", self.report.reminders as f64 / secs);
         }
         println!(
-            "  requests        {} ({:.3} per {unit}); {:.2} ms of wall time per request (the tick awaits one at a time)",
+            "  requests        {} ({:.3} per {unit}); {:.2} ms of wall time per request",
             all.requests,
             per(all.requests),
             secs * 1000.0 / all.requests.max(1) as f64
         );
+        if timed {
+            let waiting = all.round_trip.as_secs_f64();
+            println!(
+                "  of which        {waiting:.2} s ({:.0} %) waiting for responses (moto), {:.2} s in the client and the tick",
+                100.0 * waiting / secs.max(f64::EPSILON),
+                (secs - waiting).max(0.0)
+            );
+        } else {
+            println!("  note: {} requests overlapped, so round trips are not timed", self.seen.overlapped);
+        }
         if all.requests != all.operations {
             println!("  note: {} operations took {} requests (retries)", all.operations, all.requests);
         }
         println!(
-            "  {:<9} {:<15} {:>9} {:>14} {:>16}",
+            "  {:<9} {:<15} {:>9} {:>15} {:>15} {:>15}",
             "service",
             "operation",
             "requests",
             format!("per {unit}"),
-            "avg body bytes"
+            "avg body bytes",
+            "avg round trip"
         );
-        for ((service, operation), c) in &self.counts {
+        for ((service, operation), c) in counts {
+            let n = c.requests.max(1) as f64;
+            let round_trip = if timed { format!("{:.2} ms", millis(c.round_trip) / n) } else { "-".to_owned() };
             println!(
-                "  {service:<9} {operation:<15} {:>9} {:>14.3} {:>16.0}",
+                "  {service:<9} {operation:<15} {:>9} {:>15.3} {:>15.0} {round_trip:>15}",
                 c.requests,
                 per(c.requests),
-                c.body_bytes as f64 / c.requests.max(1) as f64
+                c.body_bytes as f64 / n,
             );
         }
         println!();
