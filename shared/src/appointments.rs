@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::dynamo::{StoreError, from_item, index_instant, s, to_item};
+use crate::dynamo::{StoreError, from_item, index_instant, plausible_id, s, to_item};
 use crate::ids::ClinicId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +87,9 @@ impl AppointmentsTable {
 
     /// An appointment of this clinic (another clinic's is `None`, as if it did not exist).
     pub async fn get(&self, clinic: &ClinicId, id: &str) -> Result<Option<Appointment>, StoreError> {
+        if !plausible_id(id) {
+            return Ok(None);
+        }
         let out = self
             .client
             .get_item()
@@ -101,6 +104,9 @@ impl AppointmentsTable {
     }
 
     pub async fn delete(&self, clinic: &ClinicId, id: &str) -> Result<bool, StoreError> {
+        if !plausible_id(id) {
+            return Ok(false);
+        }
         let result = self
             .client
             .delete_item()

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::clinics_table::ClinicsTable;
-use crate::dynamo::{StoreError, from_item, s, to_item};
+use crate::dynamo::{StoreError, from_item, plausible_id, s, to_item};
 use crate::ids::ClinicId;
 
 pub trait ClinicRecord: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
@@ -87,6 +87,9 @@ impl ClinicsTable {
     }
 
     pub async fn record<T: ClinicRecord>(&self, clinic: &ClinicId, id: &str) -> Result<Option<T>, StoreError> {
+        if !plausible_id(id) {
+            return Ok(None);
+        }
         let out = self
             .client()
             .get_item()
@@ -100,6 +103,9 @@ impl ClinicsTable {
 
     /// Deletes a record; `false` if there was none.
     pub async fn delete_record<T: ClinicRecord>(&self, clinic: &ClinicId, id: &str) -> Result<bool, StoreError> {
+        if !plausible_id(id) {
+            return Ok(false);
+        }
         let result = self
             .client()
             .delete_item()
@@ -134,7 +140,9 @@ impl ClinicsTable {
             .expression_attribute_values(":kind", s(&prefix))
             .limit(limit.clamp(1, 100));
         if let Some(cursor) = cursor {
-            let after = decode_cursor(cursor).filter(|sk| sk.starts_with(&prefix)).ok_or(ListError::BadCursor)?;
+            let after = decode_cursor(cursor)
+                .filter(|sk| sk.starts_with(&prefix) && sk.len() <= prefix.len() + 128)
+                .ok_or(ListError::BadCursor)?;
             query = query
                 .exclusive_start_key("pk", s(clinic_pk(clinic)))
                 .exclusive_start_key("sk", AttributeValue::S(after));

@@ -47,6 +47,9 @@ impl ClinicsTable {
     }
 
     pub async fn clinic(&self, id: &ClinicId) -> Result<Option<Clinic>, StoreError> {
+        if !crate::dynamo::plausible_id(id.as_str()) {
+            return Ok(None);
+        }
         self.get(clinic_pk(id), "PROFILE".to_owned()).await
     }
 
@@ -118,6 +121,9 @@ impl ClinicsTable {
     }
 
     pub async fn api_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        if !crate::dynamo::plausible_id(key_id) {
+            return Ok(None);
+        }
         self.get(format!("APIKEY#{key_id}"), "APIKEY".to_owned()).await
     }
 }

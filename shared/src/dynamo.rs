@@ -57,3 +57,10 @@ pub fn n(value: impl ToString) -> AttributeValue {
 pub fn index_instant(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
+
+/// Whether a caller-supplied id can name an item at all: short, printable, no key separator.
+/// Anything else cannot exist, so adapters answer "not found" instead of sending DynamoDB a key
+/// it would reject.
+pub fn plausible_id(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.chars().all(|c| c.is_ascii_graphic() && c != '#')
+}

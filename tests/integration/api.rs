@@ -103,3 +103,33 @@ async fn another_clinics_message_is_not_found() {
     let (status, _) = t.get_message("01J00000000000000000000000").await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn impossible_ids_and_oversized_values_are_4xx_never_5xx() {
+    let t = TestStack::start().await;
+    let huge = "x".repeat(5000);
+    for path in [
+        format!("/v1/contacts/{huge}"),
+        format!("/v1/appointments/{huge}"),
+        "/v1/contacts/a%23b".to_owned(),
+        format!("/v1/messages/{huge}"),
+        format!("/v1/appointments/{huge}/reminder-check"),
+    ] {
+        let response = t.http.get(t.url(&path)).bearer_auth(t.key()).send().await.expect("answers");
+        assert_eq!(response.status(), 404, "{}", &path[..40.min(path.len())]);
+    }
+    let contact = json!({"first_name": "A", "last_name": huge, "phones": []});
+    let response =
+        t.http.post(t.url("/v1/contacts")).bearer_auth(t.key()).json(&contact).send().await.expect("answers");
+    let (status, problem, _) = crate::support::read(response).await;
+    assert_eq!((status, problem["field"].as_str()), (422, Some("last_name")), "{problem}");
+    let appointment = json!({"contact_id": huge, "business_id": "b", "type_id": "t", "start": "2030-01-01T09:00:00Z"});
+    let response =
+        t.http.post(t.url("/v1/appointments")).bearer_auth(t.key()).json(&appointment).send().await.expect("answers");
+    assert_eq!(response.status(), 422);
+    let (status, _, _) = crate::support::read(
+        t.http.get(t.url(&format!("/v1/groups?cursor={huge}"))).bearer_auth(t.key()).send().await.expect("answers"),
+    )
+    .await;
+    assert_eq!(status, 422);
+}

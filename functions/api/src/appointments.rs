@@ -49,6 +49,9 @@ async fn checked(
     input: AppointmentInput,
 ) -> Result<AppointmentInput, Problem> {
     let clinic = &caller.clinic_id;
+    if input.patient_names.len() > 20 || input.patient_names.iter().any(|n| n.chars().count() > 100) {
+        return Err(Problem::invalid_field("patient_names", "At most 20 patient names of at most 100 characters."));
+    }
     if services.clinics.record::<Contact>(clinic, &input.contact_id).await?.is_none() {
         return Err(Problem::invalid_field("contact_id", format!("No contact {} exists.", input.contact_id)));
     }

@@ -61,6 +61,9 @@ impl Resource for Business {
             WindowState::Open { opened_at, .. } => opened_at,
             WindowState::Closed { next_opening } => next_opening,
         };
+        if input.phone.as_ref().is_some_and(|p| p.chars().count() > 40) {
+            return Err(Problem::invalid_field("phone", "A phone number has at most 40 characters."));
+        }
         Ok(Business {
             id,
             clinic_id: ctx.clinic.id.clone(),
@@ -105,6 +108,20 @@ impl Resource for Contact {
     async fn from_input(input: ContactInput, id: String, ctx: &InputContext<'_>) -> Result<Self, Problem> {
         if input.phones.len() > 10 {
             return Err(Problem::invalid_field("phones", "A contact has at most 10 phone numbers."));
+        }
+        for (i, phone) in input.phones.iter().enumerate() {
+            if phone.number.chars().count() > 40 {
+                return Err(Problem::invalid_field(
+                    format!("phones[{i}].number"),
+                    "A phone number has at most 40 characters.",
+                ));
+            }
+        }
+        if input.last_name.chars().count() > 200 {
+            return Err(Problem::invalid_field("last_name", "`last_name` is longer than 200 characters."));
+        }
+        if input.group_ids.len() > 50 {
+            return Err(Problem::invalid_field("group_ids", "A contact belongs to at most 50 groups."));
         }
         let country = ctx.clinic.country().ok();
         for group in &input.group_ids {
