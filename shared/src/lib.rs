@@ -21,6 +21,7 @@ pub mod contacts;
 pub mod counters_table;
 pub mod dynamo;
 pub mod event_bus;
+pub mod idempotency;
 pub mod ids;
 pub mod message;
 pub mod message_status;

@@ -9,5 +9,6 @@ mod events;
 mod flow;
 mod lanes;
 mod reminders;
+mod sending;
 mod support;
 mod webhooks;

@@ -1,0 +1,115 @@
+//! The sending pipeline: idempotent creates, and pacing at the connection's throughput.
+
+use serde_json::json;
+use shared::ids::{ClinicId, ConnectionId};
+
+use crate::support::TestStack;
+
+async fn post_with_key(t: &TestStack, key: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let response = t
+        .http
+        .post(t.url("/v1/messages"))
+        .bearer_auth(t.key())
+        .header("Idempotency-Key", key)
+        .json(body)
+        .send()
+        .await
+        .expect("answers");
+    let (status, value, _) = crate::support::read(response).await;
+    (status, value)
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_returns_the_first_answer_and_creates_nothing() {
+    let t = TestStack::start().await;
+    let body = json!({"to": "+14155550123", "body": "Your prescription is ready"});
+    let (first_status, first) = post_with_key(&t, "order-1", &body).await;
+    assert_eq!(first_status, 202, "{first}");
+    let (again_status, again) = post_with_key(&t, "order-1", &body).await;
+    assert_eq!((again_status, &again), (202, &first), "the same answer");
+    let other_body = json!({"to": "+14155550123", "body": "Something else"});
+    let (status, problem) = post_with_key(&t, "order-1", &other_body).await;
+    assert_eq!((status, problem["field"].as_str()), (422, Some("Idempotency-Key")), "{problem}");
+    // A refused request is remembered too, and a new key is a new request.
+    let bad = json!({"to": "not a number", "body": "x"});
+    assert_eq!(post_with_key(&t, "order-2", &bad).await.0, 422);
+    assert_eq!(post_with_key(&t, "order-2", &bad).await.0, 422);
+    assert_eq!(post_with_key(&t, "order-3", &body).await.0, 202);
+    assert_eq!(post_with_key(&t, "bad key with spaces", &body).await.0, 422);
+    assert_eq!(t.message_count().await, 2);
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_posted_concurrently_creates_one_message() {
+    let t = TestStack::start().await;
+    let body = json!({"to": "+14155550123", "body": "Only once"});
+    let answers = futures_join(&t, &body).await;
+    let ids: Vec<_> = answers.iter().filter(|(s, _)| *s == 202).map(|(_, v)| v["id"].clone()).collect();
+    assert!(!ids.is_empty() && ids.iter().all(|id| *id == ids[0]), "{answers:?}");
+    assert!(answers.iter().all(|(s, _)| *s == 202 || *s == 409), "{answers:?}");
+    assert_eq!(t.message_count().await, 1);
+}
+
+async fn futures_join(t: &TestStack, body: &serde_json::Value) -> Vec<(u16, serde_json::Value)> {
+    let (a, b, c, d) = tokio::join!(
+        post_with_key(t, "same", body),
+        post_with_key(t, "same", body),
+        post_with_key(t, "same", body),
+        post_with_key(t, "same", body),
+    );
+    vec![a, b, c, d]
+}
+
+#[tokio::test]
+async fn two_hundred_texts_on_a_ten_mps_connection_never_exceed_ten_segments_a_second() {
+    let t = TestStack::start_custom(|o| o.pollers_per_lane = 2).await;
+    let clinics = &t.stack.services.clinics;
+    let mut connection =
+        clinics.connection(&ClinicId::new("demo"), &ConnectionId::new("main")).await.expect("read").expect("exists");
+    connection.mps = 10;
+    clinics.put_connection(&connection).await.expect("saved");
+    t.stack.services.counters.add_credits(&ClinicId::new("demo"), 1000).await.expect("credits");
+
+    let long = "Reminder: ".repeat(20); // 200 GSM characters: 2 segments.
+    let mut ids = Vec::new();
+    for i in 0..200 {
+        let body = if i % 4 == 0 { long.clone() } else { format!("Short text {i}") };
+        let (status, value, _) = t.post_message(&json!({"to": format!("+1415555{:04}", 1000 + i), "body": body})).await;
+        assert_eq!(status, 202, "{value}");
+        ids.push(value["id"].as_str().expect("id").to_owned());
+    }
+    for id in &ids {
+        t.wait_for_status(id, "delivered").await;
+    }
+
+    // Grants, as the limiter recorded them: no aligned second over 10 segments.
+    let dynamo = aws_sdk_dynamodb::Client::new(&t.stack.aws);
+    let items = dynamo
+        .query()
+        .table_name(&t.stack.resources.tables.counters)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S("RATE#demo#main".into()))
+        .send()
+        .await
+        .expect("query")
+        .items
+        .unwrap_or_default();
+    let mut granted = 0;
+    for item in &items {
+        for second in 0..10 {
+            let used: u32 =
+                item.get(&format!("s{second}")).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+            assert!(used <= 10, "a second granted {used} segments");
+            granted += used;
+        }
+    }
+    assert_eq!(granted, 150 + 2 * 50, "every segment was granted once");
+
+    // What reached the simulator: per aligned second, and over the whole run.
+    let creates: Vec<_> = t.stack.simulator.requests().into_iter().filter(|r| r.method == "POST").collect();
+    assert_eq!(creates.len(), 200);
+    let first = creates.iter().map(|r| r.received_at).min().expect("first");
+    let last = creates.iter().map(|r| r.received_at).max().expect("last");
+    let elapsed = (last - first).num_seconds() + 1;
+    assert!(250 <= 10 * (elapsed as usize + 1), "250 segments in {elapsed} s cannot stay under 10 MPS");
+}
