@@ -161,6 +161,9 @@ pub struct Message {
     /// The second reserved for this message on its connection's rate limit, while it waits for it.
     #[serde(default)]
     pub send_slot: Option<DateTime<Utc>>,
+    /// While `deferred`: when quiet hours end and it goes.
+    #[serde(default)]
+    pub deferred_until: Option<DateTime<Utc>>,
 }
 
 /// A status callback from Twilio, already verified and parsed.
@@ -216,6 +219,7 @@ impl Message {
             appointment: None,
             credit_retry_at: None,
             send_slot: None,
+            deferred_until: None,
         }
     }
 
@@ -288,6 +292,7 @@ impl Message {
             appointment: Some(appointment),
             credit_retry_at: None,
             send_slot: None,
+            deferred_until: None,
         }
     }
 
@@ -342,6 +347,27 @@ impl Message {
         next.twilio_sid = None;
         next.lease_until = Some(now + lease);
         next.history.push(HistoryEntry::ours(now, Actor::Sender, next.attempt, MessageStatus::Sending));
+        Ok(next)
+    }
+
+    /// Held by quiet hours (`queued → deferred`) until `until`, with the reason in the history.
+    pub fn deferred(&self, until: DateTime<Utc>, now: DateTime<Utc>) -> Result<Self, Refused> {
+        self.require(MessageStatus::Queued)?;
+        let mut next = self.moved(MessageStatus::Deferred, now);
+        next.deferred_until = Some(until);
+        next.send_slot = None;
+        let mut entry = HistoryEntry::ours(now, Actor::Sender, self.attempt, MessageStatus::Deferred);
+        entry.note = Some(format!("quiet hours: goes at {}", until.to_rfc3339()));
+        next.history.push(entry);
+        Ok(next)
+    }
+
+    /// Quiet hours are over (`deferred → queued`).
+    pub fn resumed(&self, now: DateTime<Utc>) -> Result<Self, Refused> {
+        self.require(MessageStatus::Deferred)?;
+        let mut next = self.moved(MessageStatus::Queued, now);
+        next.deferred_until = None;
+        next.history.push(HistoryEntry::ours(now, Actor::Sender, self.attempt, MessageStatus::Queued));
         Ok(next)
     }
 

@@ -12,7 +12,7 @@ use crate::appointments::AppointmentStatus;
 use crate::clinic::{Connection, ConnectionError, is_connection_error};
 use crate::contacts::OptOut;
 use crate::dynamo::StoreError;
-use crate::message::{AppointmentRef, Failure, Message};
+use crate::message::{AppointmentRef, Failure, Lane, Message};
 use crate::message_status::MessageStatus;
 use crate::messages_table::Update;
 use crate::rate_limit;
@@ -59,10 +59,19 @@ const SLOT_TOO_LATE: TimeDelta = TimeDelta::seconds(2);
 pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, StoreError> {
     let now = services.clock.now();
     let lease = services.timing.lease;
-    let Some(message) = services.messages.get(&job.message_id).await? else {
+    let Some(mut message) = services.messages.get(&job.message_id).await? else {
         warn!(message_id = %job.message_id, "job for a message that does not exist");
         return Ok(JobOutcome::Finished);
     };
+    if message.status == MessageStatus::Deferred {
+        match message.deferred_until {
+            Some(until) if until > now + SLOT_TOLERANCE => return Ok(JobOutcome::RetryLater(self::until(until, now))),
+            _ => match services.messages.update(&message.id, |m| m.resumed(now)).await? {
+                Update::Applied(resumed) => message = resumed,
+                _ => return Ok(JobOutcome::Finished),
+            },
+        }
+    }
     if message.status != MessageStatus::Queued {
         return Ok(already_handled(&message, now, lease));
     }
@@ -82,6 +91,13 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
             return Ok(JobOutcome::Finished);
         }
     };
+    if let Some(until) = quiet_until(services, &message, now).await? {
+        if let Update::Applied(_) = services.messages.update(&message.id, |m| m.deferred(until, now)).await? {
+            info!(message_id = %message.id, until = %until, "held for quiet hours");
+            return Ok(JobOutcome::RetryLater(self::until(until, now)));
+        }
+        return Ok(JobOutcome::Finished);
+    }
     if let Some(wait) = wait_for_slot(services, &message, &connection, now).await? {
         return Ok(JobOutcome::RetryLater(wait));
     }
@@ -224,6 +240,27 @@ async fn wait_for_slot(
         Update::Applied(_) => Ok(Some(until(slot, now))),
         _ => Ok(None),
     }
+}
+
+/// When quiet hours end, if a scheduled or bulk text is inside them now (in its business's zone,
+/// or the clinic's for texts with no appointment). Interactive texts are never held.
+async fn quiet_until(
+    services: &Services,
+    m: &Message,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    if m.lane == Lane::Interactive {
+        return Ok(None);
+    }
+    let Some(clinic) = services.clinics.clinic(&m.clinic_id).await? else {
+        return Ok(None);
+    };
+    let Some(quiet) = clinic.quiet_hours else {
+        return Ok(None);
+    };
+    let zone = m.appointment.as_ref().map_or(clinic.time_zone.as_str(), |a| a.time_zone.as_str());
+    let tz = zone.parse().unwrap_or(chrono_tz::Tz::UTC);
+    Ok(quiet.holds(tz, now))
 }
 
 fn until(slot: DateTime<Utc>, now: DateTime<Utc>) -> Duration {

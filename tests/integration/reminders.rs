@@ -491,3 +491,47 @@ async fn received_events(t: &TestStack, url: &str) -> Vec<Value> {
         .filter_map(|b| serde_json::from_str(b).ok())
         .collect()
 }
+
+#[tokio::test]
+async fn quiet_hours_hold_reminders_until_they_end_but_never_conversation_texts() {
+    let t = stack(0).await;
+    let s = setup(&t).await;
+    let mut clinic = t.stack.services.clinics.clinic(&ClinicId::new("demo")).await.expect("read").expect("exists");
+    clinic.quiet_hours = serde_json::from_value(json!({"start": "09:30", "end": "12:00"})).ok();
+    assert!(clinic.quiet_hours.is_some());
+    t.stack.services.clinics.put_clinic(&clinic).await.expect("saved");
+    let c = contact(&t, "Ned", mobile("415 555 0801"), None).await;
+    let id = appointment(&t, &c, &s.business, &s.with_template, "2026-06-11T10:00:00-04:00", "booked").await;
+    tick(&t, at("2026-06-10T14:00:00Z")).await;
+    let reminder = decisions(&t).await[&id].id;
+    send_now(&t, reminder).await;
+    let held = t.stack.services.messages.get(&reminder).await.expect("read").expect("exists");
+    assert_eq!(held.status, MessageStatus::Deferred);
+    assert_eq!(held.deferred_until, Some(at("2026-06-10T16:00:00Z")), "noon in New York");
+    assert!(held.history.last().and_then(|h| h.note.as_deref()).is_some_and(|n| n.contains("quiet hours")));
+
+    // A conversation text at the same moment goes straight away.
+    let manual = t.send_text("+14155550802").await;
+    send_now(&t, manual.parse().expect("id")).await;
+    let sent = t.stack.services.messages.get(&manual.parse().expect("id")).await.expect("read").expect("exists");
+    assert_ne!(sent.status, MessageStatus::Deferred);
+    assert_ne!(sent.status, MessageStatus::Queued);
+
+    // Before the end it stays held; at the end it goes.
+    t.stack.services.clock.set(at("2026-06-10T15:59:00Z"));
+    send_now(&t, reminder).await;
+    assert_eq!(
+        t.stack.services.messages.get(&reminder).await.expect("read").expect("exists").status,
+        MessageStatus::Deferred
+    );
+    t.stack.services.clock.set(at("2026-06-10T16:00:00Z"));
+    send_now(&t, reminder).await;
+    let gone = t.stack.services.messages.get(&reminder).await.expect("read").expect("exists");
+    assert!(
+        matches!(gone.status, MessageStatus::Submitted | MessageStatus::Sent | MessageStatus::Delivered),
+        "{:?}",
+        gone.status
+    );
+    let steps: Vec<_> = gone.history.iter().filter_map(|h| h.status).collect();
+    assert!(steps.windows(2).any(|w| w == [MessageStatus::Deferred, MessageStatus::Queued]), "{steps:?}");
+}
