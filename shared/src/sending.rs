@@ -72,8 +72,11 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
             },
         }
     }
+    if message.status == MessageStatus::Sending && message.lease_until.is_none_or(|until| until <= now) {
+        return reconcile(services, &message, now).await;
+    }
     if message.status != MessageStatus::Queued {
-        return Ok(already_handled(&message, now, lease));
+        return Ok(already_handled(&message));
     }
     // Everything that can stop the text is checked before the claim, so a failure here never
     // strands a claimed message.
@@ -105,7 +108,7 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
     let claimed = match services.messages.update(&job.message_id, |m| m.claim(now, lease)).await? {
         Update::Applied(message) => message,
         Update::Missing => return Ok(JobOutcome::Finished),
-        Update::Refused(_, current) => return Ok(already_handled(&current, now, lease)),
+        Update::Refused(_, current) => return Ok(already_handled(&current)),
     };
     let attempt = claimed.attempt;
     let credits = u64::from(segments::analyse(claimed.body.as_str()).segments.max(1));
@@ -328,19 +331,58 @@ fn credit_retry_at(m: &Message, failure: &Failure, now: DateTime<Utc>) -> Option
     reminder_window::credit_retry_times(tz, appointment.window_opened_at).into_iter().find(|t| *t > now)
 }
 
-/// The claim was refused: someone else has the message, or it is past sending.
-fn already_handled(current: &Message, now: DateTime<Utc>, lease: TimeDelta) -> JobOutcome {
-    if current.status != MessageStatus::Sending {
-        return JobOutcome::Finished;
+/// A claim whose lease ran out with the outcome unknown (a timeout, a 5xx, a sender that died):
+/// ask Twilio before anything is resent. Found → adopt its SID; not found → release for a new
+/// attempt; Twilio unreachable → ask again later.
+async fn reconcile(services: &Services, m: &Message, now: DateTime<Utc>) -> Result<JobOutcome, StoreError> {
+    let (Some(to), Some(connection)) =
+        (m.to.as_ref(), services.clinics.connection(&m.clinic_id, &m.connection_id).await?)
+    else {
+        let update = services
+            .messages
+            .update(&m.id, |c| c.failed_attempt(m.attempt, Failure::reason(Reason::ConnectionUnavailable), now))
+            .await?;
+        log_update(&update, m.attempt);
+        return Ok(JobOutcome::Finished);
+    };
+    let claimed_at = m
+        .history
+        .iter()
+        .rev()
+        .find(|h| h.status == Some(MessageStatus::Sending) && h.attempt == m.attempt)
+        .map_or(m.updated_at, |h| h.at);
+    // A little before the claim, for clocks that disagree.
+    let since = claimed_at - TimeDelta::seconds(60);
+    let attempt = m.attempt;
+    match services.twilio.find_message(to, &connection.sender, m.body.as_str(), since).await {
+        Ok(Some(found)) => {
+            let status = found.status.unwrap_or_else(|| "queued".into());
+            let update = services.messages.update(&m.id, |c| c.accepted(attempt, &found.sid, &status, now)).await?;
+            info!(message_id = %m.id, attempt, "reconciled: Twilio has the message");
+            log_update(&update, attempt);
+            Ok(JobOutcome::Finished)
+        }
+        Ok(None) => {
+            let note = "reconciled: Twilio has no such message; sending again".to_owned();
+            let update = services.messages.update(&m.id, |c| c.released_for_retry(attempt, note.clone(), now)).await?;
+            log_update(&update, attempt);
+            Ok(JobOutcome::RetryLater(Duration::from_secs(1)))
+        }
+        Err(why) => {
+            warn!(message_id = %m.id, attempt, error = %why, "could not reconcile with Twilio yet");
+            Ok(JobOutcome::RetryLater(Duration::from_secs(30)))
+        }
     }
-    if current.lease_until.is_some_and(|until| until > now) {
-        // Another invocation is sending it right now; that invocation's job stays until it is done.
-        return JobOutcome::Finished;
+}
+
+/// Nothing to do for this job: the message is past sending, or another invocation holds a live
+/// claim on it (its own job stays until it is done; if it dies, that job comes back after the
+/// lease and reconciles).
+fn already_handled(current: &Message) -> JobOutcome {
+    if current.status == MessageStatus::Sending {
+        info!(message_id = %current.id, attempt = current.attempt, "claimed by another invocation");
     }
-    // The claim expired with the outcome unknown. Reconciling with Twilio's message list comes with
-    // the sending pipeline; until then the job stays and, if it never resolves, reaches the DLQ.
-    warn!(message_id = %current.id, attempt = current.attempt, "claim expired with unknown outcome");
-    JobOutcome::RetryLater(Duration::from_secs(lease.num_seconds().max(1).unsigned_abs()))
+    JobOutcome::Finished
 }
 
 fn lease_left(message: &Message, now: DateTime<Utc>) -> Duration {

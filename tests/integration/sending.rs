@@ -113,3 +113,53 @@ async fn two_hundred_texts_on_a_ten_mps_connection_never_exceed_ten_segments_a_s
     let elapsed = (last - first).num_seconds() + 1;
     assert!(250 <= 10 * (elapsed as usize + 1), "250 segments in {elapsed} s cannot stay under 10 MPS");
 }
+
+use twilio_sim::{Fault, FaultPlan};
+
+/// Sends one text with `fault` on its first Twilio request; returns the message once delivered.
+async fn through_fault(fault: Fault) -> (TestStack, serde_json::Value) {
+    let t = TestStack::start().await;
+    t.stack.simulator.inject(fault, FaultPlan::next(1));
+    let id = t.send_text("+14155550150").await;
+    let shown = t.wait_for_status(&id, "delivered").await;
+    (t, shown)
+}
+
+fn creates(t: &TestStack) -> usize {
+    t.stack.simulator.requests().iter().filter(|r| r.method == "POST" && r.path.ends_with("/Messages.json")).count()
+}
+
+#[tokio::test]
+async fn a_500_after_twilio_created_the_message_is_reconciled_not_resent() {
+    let (t, shown) = through_fault(Fault::ServerErrorCreated).await;
+    assert_eq!(t.stack.simulator.messages().len(), 1, "one text at Twilio");
+    assert_eq!(creates(&t), 1, "never asked Twilio twice");
+    let notes: Vec<_> =
+        shown["history"].as_array().expect("history").iter().filter_map(|h| h["twilio_sid"].as_str()).collect();
+    assert!(notes.iter().all(|sid| *sid == shown["twilio_sid"].as_str().unwrap_or_default()));
+}
+
+#[tokio::test]
+async fn a_connection_dropped_after_twilio_created_the_message_is_reconciled_not_resent() {
+    let (t, _) = through_fault(Fault::DropAfterRead { created: true }).await;
+    assert_eq!(t.stack.simulator.messages().len(), 1);
+    assert_eq!(creates(&t), 1);
+}
+
+#[tokio::test]
+async fn a_500_without_a_message_at_twilio_is_sent_again_after_checking() {
+    let (t, shown) = through_fault(Fault::ServerErrorNotCreated).await;
+    assert_eq!(t.stack.simulator.messages().len(), 1, "exactly one text");
+    assert_eq!(creates(&t), 2, "the second request after reconciling found nothing");
+    assert_eq!(shown["attempt"], 2);
+}
+
+#[tokio::test]
+async fn a_429_is_retried_after_its_retry_after() {
+    let (t, shown) = through_fault(Fault::Throttle { retry_after_secs: Some(1) }).await;
+    assert_eq!(t.stack.simulator.messages().len(), 1);
+    assert_eq!(creates(&t), 2);
+    let notes: Vec<_> =
+        shown["history"].as_array().expect("history").iter().filter_map(|h| h["note"].as_str()).collect();
+    assert!(notes.iter().any(|n| n.contains("20429")), "{notes:?}");
+}

@@ -131,6 +131,87 @@ impl TwilioClient {
     }
 }
 
+/// One record of Twilio's message list, as far as reconciliation needs it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ListedMessage {
+    pub sid: String,
+    #[serde(default)]
+    pub to: Option<String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    /// RFC 2822, e.g. `Thu, 24 Aug 2023 05:01:45 +0000`.
+    #[serde(default)]
+    pub date_created: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MessagePage {
+    #[serde(default)]
+    messages: Vec<ListedMessage>,
+    #[serde(default)]
+    next_page_uri: Option<String>,
+}
+
+impl TwilioClient {
+    /// Finds a message Twilio holds for `to` with exactly `body`, created at or after `since`.
+    /// Twilio's list filters by `To` (and `From` for a number sender); `date_sent` is empty while
+    /// Twilio still holds a message, so the creation time is checked here instead.
+    pub async fn find_message(
+        &self,
+        to: &E164,
+        sender: &SenderId,
+        body: &str,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<ListedMessage>, TwilioError> {
+        let base = self.settings.api_base.as_str().trim_end_matches('/').to_owned();
+        let mut query = vec![("To", to.to_string()), ("PageSize", "100".to_owned())];
+        if let SenderId::Number(from) = sender {
+            query.push(("From", from.to_string()));
+        }
+        let mut url = format!("{base}/2010-04-01/Accounts/{}/Messages.json", self.settings.account_sid);
+        let mut first = true;
+        // Newest first: stop at the first page that reaches back before `since`.
+        for _ in 0..20 {
+            let mut request =
+                self.http.get(&url).basic_auth(&self.settings.account_sid, Some(&self.settings.auth_token));
+            if first {
+                request = request.query(&query);
+            }
+            let response = request.send().await.map_err(classify_transport_error)?;
+            if !response.status().is_success() {
+                return Err(TwilioError::Ambiguous(format!("listing messages answered HTTP {}", response.status())));
+            }
+            let page: MessagePage =
+                response.json().await.map_err(|e| TwilioError::Ambiguous(format!("unreadable message list: {e}")))?;
+            let mut reached_before = false;
+            for listed in page.messages {
+                let created = listed
+                    .date_created
+                    .as_deref()
+                    .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
+                    .map(|d| d.to_utc());
+                if created.is_some_and(|c| c < since) {
+                    reached_before = true;
+                    continue;
+                }
+                if listed.body.as_deref() == Some(body) {
+                    return Ok(Some(listed));
+                }
+            }
+            match page.next_page_uri {
+                Some(next) if !reached_before => {
+                    url = format!("{base}{next}");
+                    first = false;
+                }
+                _ => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+}
+
 fn classify_transport_error(error: reqwest::Error) -> TwilioError {
     // A refused or failed connection means no request bytes reached Twilio.
     if error.is_connect() && !error.is_timeout() {
