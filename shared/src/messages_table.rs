@@ -18,8 +18,11 @@ const CREDIT_RETRY: &str = "CREDIT_RETRY";
 const APPROVAL_EXPIRY: &str = "APPROVAL_EXPIRY";
 /// Texts waiting for approval longer than this expire (the approval view shows 30 days).
 pub const APPROVAL_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::days(30);
-/// Optimistic writes retried this many times before giving up on a hot item.
-const MAX_CONFLICTS: usize = 8;
+/// Optimistic writes retried this many times before giving up on a hot item. A message has at
+/// most a few writers at once (the sender, two or three callbacks); backing off with jitter
+/// keeps them from colliding in lockstep, and a status callback that gave up would be lost
+/// (Twilio does not retry callbacks by default).
+const MAX_CONFLICTS: u32 = 20;
 
 #[derive(Clone, Debug)]
 pub struct MessagesTable {
@@ -155,7 +158,11 @@ impl MessagesTable {
     where
         F: FnMut(&Message) -> Result<Message, Refused>,
     {
-        for _ in 0..MAX_CONFLICTS {
+        for conflicts in 0..MAX_CONFLICTS {
+            if conflicts > 0 {
+                let jitter = rand::random::<u64>() % (5 * u64::from(conflicts.min(10)) + 1);
+                tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+            }
             let Some(current) = self.get(id).await? else {
                 return Ok(Update::Missing);
             };

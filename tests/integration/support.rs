@@ -86,7 +86,8 @@ impl TestStack {
     /// Polls the API until the message reaches `status` (generous: this is about order, not speed).
     pub async fn wait_for_status(&self, id: &str, status: &str) -> Value {
         let mut last = Value::Null;
-        for _ in 0..300 {
+        // Up to a minute: CI runs every test at once on two cores.
+        for _ in 0..1200 {
             let (_, body) = self.get_message(id).await;
             if body["status"] == status {
                 return body;
