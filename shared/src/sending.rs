@@ -160,6 +160,9 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
     if refund && let Err(e) = services.counters.add_credits(&claimed.clinic_id, credits).await {
         error!(message_id = %claimed.id, error = ?e, credits, "could not refund credits");
     }
+    if let Err(e) = record_opt_out(services, &claimed, &connection, &verdict, now).await {
+        error!(message_id = %claimed.id, error = ?e, "could not record an opt-out Twilio reported");
+    }
     if let Err(e) = record_connection_health(services, connection, &verdict, now).await {
         warn!(error = ?e, "could not record the connection's health");
     }
@@ -286,6 +289,27 @@ async fn call_twilio(
     let callback = status_callback_url(services, m);
     let request = NewMessage { to, sender: &connection.sender, body: m.body.as_str(), status_callback: &callback };
     Ok(judge(services.twilio.create_message(&request).await, m.attempt))
+}
+
+/// Twilio's 21610 means the number replied STOP: remember it for the clinic, so nothing else is
+/// sent to it (until it sends START).
+async fn record_opt_out(
+    services: &Services,
+    m: &Message,
+    connection: &Connection,
+    verdict: &Verdict,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let (Verdict::Failed(Failure { code: Some(21610), .. }), Some(number)) = (verdict, m.to.as_ref()) else {
+        return Ok(());
+    };
+    let opt_out = OptOut {
+        clinic_id: m.clinic_id.clone(),
+        number: number.clone(),
+        connection_id: Some(connection.id.clone()),
+        at: now,
+    };
+    services.clinics.put_record(&opt_out).await
 }
 
 /// Keeps the connection's last sender-or-account error, and clears it once a text goes through.

@@ -104,3 +104,19 @@ async fn a_sender_error_marks_the_connection_until_a_text_goes_through() {
     let healed = clinics.connection(&demo, &main).await.expect("read").expect("exists");
     assert!(healed.last_error.is_none(), "cleared by a successful send");
 }
+
+#[tokio::test]
+async fn twilio_refusing_an_opted_out_number_records_the_opt_out() {
+    let t = TestStack::start_with(devstack::stack::TwilioAccount::Test).await;
+    // Twilio's magic test number for a recipient who replied STOP.
+    let id = t.send_text("+15005550004").await;
+    let shown = t.wait_for_status(&id, "failed").await;
+    assert_eq!(shown["error"]["code"], 21610);
+    let number = shared::phone::E164::parse("+15005550004", None).expect("valid");
+    let opt_out: Option<shared::contacts::OptOut> =
+        t.stack.services.clinics.record(&shared::ids::ClinicId::new("demo"), number.as_str()).await.expect("read");
+    assert!(opt_out.is_some_and(|o| o.connection_id.is_some()));
+    // The next manual text to it is refused with a clear error.
+    let (status, problem, _) = t.post_message(&json!({"to": "+15005550004", "body": "hello"})).await;
+    assert_eq!((status, problem["type"].as_str()), (409, Some("urn:clinic-sms:problem:opted-out")), "{problem}");
+}

@@ -283,6 +283,11 @@ impl Resource for Connection {
     const ADMIN_WRITES: bool = true;
     type Input = ConnectionInput;
 
+    /// Twilio's last error stays until a text goes through, whatever an admin edits.
+    fn keep_from(&mut self, existing: &Self) {
+        self.last_error = existing.last_error.clone();
+    }
+
     async fn from_input(input: ConnectionInput, id: String, ctx: &InputContext<'_>) -> Result<Self, Problem> {
         let sender_text = input.sender.trim();
         let sender =
