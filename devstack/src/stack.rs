@@ -47,6 +47,8 @@ pub struct StackOptions {
     pub pollers_per_lane: usize,
     /// Tick the scheduler at the start of every minute (local runs); tests tick it themselves.
     pub scheduler_ticks: bool,
+    /// Each lane's share of a connection's throughput.
+    pub shares: shared::rate_limit::Shares,
 }
 
 impl StackOptions {
@@ -60,6 +62,7 @@ impl StackOptions {
             clock: Clock::system(),
             pollers_per_lane: 1,
             scheduler_ticks: false,
+            shares: shared::rate_limit::Shares::default(),
         }
     }
 }
@@ -130,7 +133,8 @@ impl Stack {
             public_base_url: base_url.parse()?,
         };
         let timing = Timing::default().scaled(options.time_scale);
-        let services = Services::new(settings, &aws, options.clock.clone(), timing)?;
+        let mut services = Services::new(settings, &aws, options.clock.clone(), timing)?;
+        services.shares = options.shares;
         let demo = seed::clinic_with_connection(
             &services.clinics,
             &services.counters,

@@ -163,3 +163,69 @@ async fn a_429_is_retried_after_its_retry_after() {
         shown["history"].as_array().expect("history").iter().filter_map(|h| h["note"].as_str()).collect();
     assert!(notes.iter().any(|n| n.contains("20429")), "{notes:?}");
 }
+
+#[tokio::test]
+async fn a_conversation_text_overtakes_a_draining_mass_alert() {
+    use shared::message::{Lane, Message, MessageBody};
+    use shared::phone::E164;
+    use shared::send_queue::SendJob;
+
+    // One segment a second; bulk gets 2 per 10 s, i.e. one text about every 5 seconds.
+    let t = TestStack::start_custom(|o| {
+        o.shares = shared::rate_limit::Shares { scheduled: 0.7, bulk: 0.2, scheduled_and_bulk: 0.8 };
+    })
+    .await;
+    let services = &t.stack.services;
+    let clinics = &services.clinics;
+    let mut connection =
+        clinics.connection(&ClinicId::new("demo"), &ConnectionId::new("main")).await.expect("read").expect("exists");
+    connection.mps = 1;
+    clinics.put_connection(&connection).await.expect("saved");
+    for i in 0..100 {
+        let mut alert = Message::new_outbound(
+            ClinicId::new("demo"),
+            E164::parse(&format!("+1415555{:04}", 2000 + i), None).expect("valid"),
+            MessageBody::parse("The clinic closes early today because of the storm.").expect("valid"),
+            ConnectionId::new("main"),
+            Lane::Bulk,
+            None,
+            services.clock.now(),
+        );
+        alert.lane = Lane::Bulk;
+        services.messages.insert(&alert).await.expect("stored");
+        services.queues.enqueue(Lane::Bulk, &SendJob { message_id: alert.id }).await.expect("queued");
+    }
+    let bulk_at_sim = |t: &TestStack| {
+        t.stack
+            .simulator
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.params.iter().any(|(_, v)| v.contains("storm")))
+            .count()
+    };
+    // Mid-drain: once two alerts have gone out.
+    for _ in 0..600 {
+        if bulk_at_sim(&t) >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(bulk_at_sim(&t) >= 2, "the drain started");
+    let bulk_before = bulk_at_sim(&t);
+    let id = t.send_text("+14155550199").await;
+    let mut at_twilio = false;
+    for _ in 0..600 {
+        if !t.get_message(&id).await.1["twilio_sid"].is_null() {
+            at_twilio = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(at_twilio, "the conversation text reached Twilio");
+    let bulk_after = bulk_at_sim(&t);
+    assert!(
+        bulk_after <= bulk_before + 1,
+        "the conversation text reached Twilio before the second alert after it ({bulk_before} → {bulk_after})"
+    );
+    assert!(bulk_after < 100, "the alert was still draining");
+}

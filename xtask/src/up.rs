@@ -23,6 +23,7 @@ pub async fn run() -> anyhow::Result<()> {
         clock: Clock::system(),
         pollers_per_lane: 2,
         scheduler_ticks: true,
+        shares: shared::rate_limit::Shares::default(),
     };
     let stack = Stack::start(&moto.endpoint, options).await?;
     let key = &stack.demo.api_key;
