@@ -29,7 +29,11 @@ pub fn http_app(services: &Services) -> axum::Router {
 
 pub struct Runner {
     tasks: Vec<JoinHandle<()>>,
+    receives: ReceiveCounts,
 }
+
+/// The highest `ApproximateReceiveCount` seen for each job body, for tests of SQS churn.
+pub type ReceiveCounts = std::sync::Arc<std::sync::Mutex<HashMap<String, u32>>>;
 
 impl Runner {
     /// Serves HTTP on `listener`, starts `pollers_per_lane` pollers on every lane (0: a test drives
@@ -43,6 +47,7 @@ impl Runner {
         sqs: aws_sdk_sqs::Client,
     ) -> Self {
         let app = http_app(&services);
+        let receives = ReceiveCounts::default();
         let mut tasks = vec![tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 error!(error = %e, "local HTTP server stopped");
@@ -55,6 +60,7 @@ impl Runner {
                     sqs: sqs.clone(),
                     url: url.clone(),
                     batch_size: spec.batch_size,
+                    receives: receives.clone(),
                 };
                 tasks.push(tokio::spawn(poller.run()));
             }
@@ -62,7 +68,11 @@ impl Runner {
         if scheduler_ticks {
             tasks.push(tokio::spawn(every_minute(services)));
         }
-        Self { tasks }
+        Self { tasks, receives }
+    }
+
+    pub fn receive_counts(&self) -> HashMap<String, u32> {
+        self.receives.lock().map(|m| m.clone()).unwrap_or_default()
     }
 }
 
@@ -103,6 +113,7 @@ struct Poller {
     sqs: aws_sdk_sqs::Client,
     url: String,
     batch_size: u32,
+    receives: ReceiveCounts,
 }
 
 impl Poller {

@@ -75,7 +75,7 @@ pub struct Stack {
     pub base_url: String,
     pub demo: SeededClinic,
     pub aws: SdkConfig,
-    _runner: Runner,
+    runner: Runner,
 }
 
 /// SDK configuration for the local moto server.
@@ -151,6 +151,11 @@ impl Stack {
             options.scheduler_ticks,
             aws_sdk_sqs::Client::new(&aws),
         );
-        Ok(Self { services, resources, simulator, base_url, demo, aws, _runner: runner })
+        Ok(Self { services, resources, simulator, base_url, demo, aws, runner })
+    }
+
+    /// The most times each job (by body) was received from its queue so far.
+    pub fn receive_counts(&self) -> std::collections::HashMap<String, u32> {
+        self.runner.receive_counts()
     }
 }

@@ -229,3 +229,58 @@ async fn a_conversation_text_overtakes_a_draining_mass_alert() {
     );
     assert!(bulk_after < 100, "the alert was still draining");
 }
+
+#[tokio::test]
+async fn a_bulk_drain_hides_waiting_texts_instead_of_churning_sqs() {
+    use shared::message::{Lane, Message, MessageBody};
+    use shared::phone::E164;
+    use shared::send_queue::SendJob;
+
+    let t = TestStack::start().await;
+    let services = &t.stack.services;
+    let clinics = &services.clinics;
+    let mut connection =
+        clinics.connection(&ClinicId::new("demo"), &ConnectionId::new("main")).await.expect("read").expect("exists");
+    connection.mps = 20;
+    clinics.put_connection(&connection).await.expect("saved");
+    services.counters.add_credits(&ClinicId::new("demo"), 1000).await.expect("credits");
+    let mut ids = Vec::new();
+    for i in 0..500 {
+        let mut alert = Message::new_outbound(
+            ClinicId::new("demo"),
+            E164::parse(&format!("+1415556{:04}", i), None).expect("valid"),
+            MessageBody::parse("Parking is closed tomorrow; please use the side entrance.").expect("valid"),
+            ConnectionId::new("main"),
+            Lane::Bulk,
+            None,
+            services.clock.now(),
+        );
+        alert.lane = Lane::Bulk;
+        services.messages.insert(&alert).await.expect("stored");
+        services.queues.enqueue(Lane::Bulk, &SendJob { message_id: alert.id }).await.expect("queued");
+        ids.push(alert.id);
+    }
+    // Bulk may use 50% of 20 MPS: about 50 seconds for 500 single-segment texts.
+    for _ in 0..1800 {
+        if t.stack.simulator.messages().len() >= 500 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(t.stack.simulator.messages().len(), 500, "every alert reached Twilio once");
+    let counts = t.stack.receive_counts();
+    let most = counts.values().copied().max().unwrap_or(0);
+    assert!(most <= 3, "a job was received {most} times");
+    let dlq = aws_sdk_sqs::Client::new(&t.stack.aws)
+        .get_queue_attributes()
+        .queue_url(&t.stack.resources.dlqs[2])
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .expect("attributes");
+    let in_dlq = dlq
+        .attributes
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages).cloned())
+        .unwrap_or_default();
+    assert_eq!(in_dlq, "0");
+}
