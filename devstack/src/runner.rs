@@ -165,6 +165,11 @@ impl Poller {
             record.aws_region = Some("us-east-1".into());
             record.attributes =
                 m.attributes.unwrap_or_default().into_iter().map(|(k, v)| (k.as_str().to_owned(), v)).collect();
+            let count = record.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1);
+            if let (Some(body), Ok(mut seen)) = (record.body.clone(), self.receives.lock()) {
+                let max = seen.entry(body).or_insert(0);
+                *max = (*max).max(count);
+            }
             if let (Some(id), Some(handle)) = (m.message_id, m.receipt_handle) {
                 receipts.insert(id, handle);
             }

@@ -269,6 +269,8 @@ async fn a_bulk_drain_hides_waiting_texts_instead_of_churning_sqs() {
     }
     assert_eq!(t.stack.simulator.messages().len(), 500, "every alert reached Twilio once");
     let counts = t.stack.receive_counts();
+    let counted = ids.iter().filter(|id| counts.keys().any(|body| body.contains(&id.to_string()))).count();
+    assert_eq!(counted, 500, "every job's receives were seen");
     let most = counts.values().copied().max().unwrap_or(0);
     assert!(most <= 3, "a job was received {most} times");
     let dlq = aws_sdk_sqs::Client::new(&t.stack.aws)
