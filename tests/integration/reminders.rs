@@ -535,3 +535,33 @@ async fn quiet_hours_hold_reminders_until_they_end_but_never_conversation_texts(
     let steps: Vec<_> = gone.history.iter().filter_map(|h| h.status).collect();
     assert!(steps.windows(2).any(|w| w == [MessageStatus::Deferred, MessageStatus::Queued]), "{steps:?}");
 }
+
+#[tokio::test]
+async fn a_tick_that_stopped_after_writing_a_decision_is_completed_by_the_next_without_a_second_text() {
+    let t = stack(0).await;
+    let s = setup(&t).await;
+    let c = contact(&t, "Ola", mobile("415 555 0901"), None).await;
+    let id = appointment(&t, &c, &s.business, &s.with_template, "2026-06-11T10:00:00-04:00", "booked").await;
+    tick(&t, at("2026-06-10T14:00:00Z")).await;
+    let first = decisions(&t).await[&id].clone();
+
+    // As if that tick had died after writing the reminder but before marking the appointment.
+    let demo = ClinicId::new("demo");
+    let mut undecided = t.stack.services.appointments.get(&demo, &id).await.expect("read").expect("exists");
+    undecided.decided_start = None;
+    undecided.reminder_message_id = None;
+    t.stack.services.appointments.put(&undecided).await.expect("saved");
+
+    let resumed = tick(&t, at("2026-06-10T14:05:00Z")).await;
+    assert_eq!(resumed.reminders, 1, "picked up again");
+    let found = decisions(&t).await;
+    assert_eq!(found.len(), 1, "still one decision");
+    assert_eq!(found[&id].id, first.id);
+    let marked = t.stack.services.appointments.get(&demo, &id).await.expect("read").expect("exists");
+    assert!(!marked.needs_decision());
+    // Its job may now be queued twice; the text still goes to Twilio once.
+    send_now(&t, first.id).await;
+    send_now(&t, first.id).await;
+    let creates = t.stack.simulator.requests().iter().filter(|r| r.method == "POST").count();
+    assert_eq!(creates, 1);
+}
