@@ -5,7 +5,7 @@
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 
-use crate::dynamo::{StoreError, n, s};
+use crate::dynamo::{StoreError, n, number_of, s};
 use crate::ids::ClinicId;
 
 #[derive(Clone, Debug)]
@@ -46,10 +46,7 @@ impl CountersTable {
             .consistent_read(true)
             .send()
             .await?;
-        Ok(out
-            .item
-            .and_then(|item| item.get("balance").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()))
-            .unwrap_or(0))
+        Ok(number_of(out.item.as_ref(), "balance"))
     }
 
     /// Adds credits (a top-up or a refund) and returns the new balance.
@@ -65,10 +62,7 @@ impl CountersTable {
             .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
             .send()
             .await?;
-        Ok(out
-            .attributes
-            .and_then(|a| a.get("balance").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()))
-            .unwrap_or(0))
+        Ok(number_of(out.attributes.as_ref(), "balance"))
     }
 
     /// Takes `credits` if at least that many are left, atomically: the balance never goes below
@@ -87,10 +81,7 @@ impl CountersTable {
             .send()
             .await;
         match result.map_err(StoreError::from) {
-            Ok(out) => Ok(Ok(out
-                .attributes
-                .and_then(|a| a.get("balance").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()))
-                .unwrap_or(0))),
+            Ok(out) => Ok(Ok(number_of(out.attributes.as_ref(), "balance"))),
             Err(StoreError::Conflict) => Ok(Err(Exhausted)),
             Err(other) => Err(other),
         }
@@ -122,10 +113,7 @@ impl CountersTable {
             .send()
             .await;
         match result.map_err(StoreError::from) {
-            Ok(out) => Ok(Ok(out
-                .attributes
-                .and_then(|a| a.get("used").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()))
-                .unwrap_or(0))),
+            Ok(out) => Ok(Ok(number_of(out.attributes.as_ref(), "used"))),
             Err(StoreError::Conflict) => Ok(Err(Exhausted)),
             Err(other) => Err(other),
         }
@@ -181,6 +169,6 @@ impl CountersTable {
             .key("sk", s(day.to_string()))
             .send()
             .await?;
-        Ok(out.item.and_then(|i| i.get("used").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())).unwrap_or(0))
+        Ok(number_of(out.item.as_ref(), "used"))
     }
 }

@@ -64,3 +64,8 @@ pub fn index_instant(t: chrono::DateTime<chrono::Utc>) -> String {
 pub fn plausible_id(id: &str) -> bool {
     (1..=128).contains(&id.len()) && id.chars().all(|c| c.is_ascii_graphic() && c != '#')
 }
+
+/// A number attribute of an item (0 when absent or not a number of that type).
+pub fn number_of<T: std::str::FromStr + Default>(item: Option<&Item>, name: &str) -> T {
+    item.and_then(|i| i.get(name)).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or_default()
+}

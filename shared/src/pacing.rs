@@ -4,13 +4,10 @@
 //! same budget. A per-lane frontier remembers the first window that may still have room, so a
 //! long backlog does not rescan full windows.
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::counters_table::CountersTable;
-use crate::dynamo::{StoreError, n, s};
+use crate::dynamo::{StoreError, n, number_of, s};
 use crate::message::Lane;
 use crate::rate_limit::{Limits, WINDOW_SECS, WindowUsage, first_fit};
 
@@ -32,10 +29,6 @@ fn window_of(t: DateTime<Utc>) -> (i64, usize) {
     (window, usize::try_from(secs - window).unwrap_or(0))
 }
 
-fn number(item: &HashMap<String, AttributeValue>, name: &str) -> u32 {
-    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
-}
-
 impl CountersTable {
     async fn window_usage(&self, key: &str, window: i64) -> Result<WindowUsage, StoreError> {
         let out = self
@@ -50,10 +43,10 @@ impl CountersTable {
         let item = out.item.unwrap_or_default();
         let mut usage = WindowUsage::default();
         for (i, slot) in usage.per_second.iter_mut().enumerate() {
-            *slot = number(&item, &format!("s{i}"));
+            *slot = number_of(Some(&item), &format!("s{i}"));
         }
-        usage.scheduled = number(&item, "scheduled");
-        usage.bulk = number(&item, "bulk");
+        usage.scheduled = number_of(Some(&item), "scheduled");
+        usage.bulk = number_of(Some(&item), "bulk");
         Ok(usage)
     }
 
@@ -122,7 +115,7 @@ impl CountersTable {
             .key("sk", s(format!("FRONTIER#{}", lane_name(lane))))
             .send()
             .await?;
-        Ok(out.item.and_then(|i| i.get("window").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())).unwrap_or(0))
+        Ok(number_of(out.item.as_ref(), "window"))
     }
 
     async fn advance_frontier(&self, key: &str, lane: Lane, window: i64) -> Result<(), StoreError> {
