@@ -67,6 +67,11 @@ impl AppointmentsTable {
         Self { client, table }
     }
 
+    /// An appointment's key, for batched reads.
+    pub(crate) fn key(id: &str) -> (String, String) {
+        (pk(id), "APPOINTMENT".to_owned())
+    }
+
     fn item(a: &Appointment) -> Result<crate::dynamo::Item, StoreError> {
         let mut keys = vec![
             ("pk", pk(&a.id)),

@@ -48,6 +48,11 @@ fn sort_key<T: ClinicRecord>(id: &str) -> String {
 }
 
 impl ClinicsTable {
+    /// The key of a record, for batched reads.
+    pub(crate) fn record_key<T: ClinicRecord>(clinic: &ClinicId, id: &str) -> (String, String) {
+        (clinic_pk(clinic), sort_key::<T>(id))
+    }
+
     fn item<T: ClinicRecord>(record: &T) -> Result<crate::dynamo::Item, StoreError> {
         let mut keys = vec![("pk", clinic_pk(record.clinic_id())), ("sk", sort_key::<T>(record.id()))];
         if let Some((pk, sk)) = record.index_keys() {

@@ -42,6 +42,11 @@ impl ClinicsTable {
         out.item.map(from_item).transpose()
     }
 
+    /// The key of a clinic's profile, for batched reads.
+    pub(crate) fn profile_key(id: &ClinicId) -> (String, String) {
+        (clinic_pk(id), "PROFILE".to_owned())
+    }
+
     pub async fn put_clinic(&self, clinic: &Clinic) -> Result<(), StoreError> {
         self.put(to_item(clinic, &[("pk", clinic_pk(&clinic.id)), ("sk", "PROFILE".to_owned())])?).await
     }

@@ -28,6 +28,11 @@ impl CountersTable {
         Self { client, table }
     }
 
+    /// The key of a clinic's credit balance, for transactions.
+    pub(crate) fn balance_key(clinic: &ClinicId) -> (String, String) {
+        (credits_pk(clinic), "BALANCE".to_owned())
+    }
+
     pub(crate) fn client(&self) -> &Client {
         &self.client
     }

@@ -17,6 +17,11 @@ pub enum StoreError {
     Dynamo(#[source] Box<aws_sdk_dynamodb::Error>),
     #[error("an item could not be converted")]
     Item(#[from] serde_dynamo::Error),
+    #[error("a DynamoDB request could not be built")]
+    Build(#[from] aws_sdk_dynamodb::error::BuildError),
+    /// DynamoDB kept leaving part of a batch unprocessed (it is throttling the table).
+    #[error("DynamoDB left part of a batch unprocessed")]
+    Unprocessed,
 }
 
 impl<E> From<aws_sdk_dynamodb::error::SdkError<E>> for StoreError

@@ -47,7 +47,7 @@ impl MessagesTable {
         Self { client, table }
     }
 
-    fn item(message: &Message) -> Result<Item, StoreError> {
+    pub(crate) fn item(message: &Message) -> Result<Item, StoreError> {
         let mut keys = vec![
             ("pk", pk(&message.id)),
             ("sk", SORT_KEY.to_owned()),
@@ -154,7 +154,28 @@ impl MessagesTable {
 
     /// Reads the message, lets `decide` compute its next state, and writes it conditionally;
     /// on a concurrent change, reads again and decides again.
-    pub async fn update<F>(&self, id: &MessageId, mut decide: F) -> Result<Update, StoreError>
+    pub async fn update<F>(&self, id: &MessageId, decide: F) -> Result<Update, StoreError>
+    where
+        F: FnMut(&Message) -> Result<Message, Refused>,
+    {
+        self.update_known(id, None, decide).await
+    }
+
+    /// As `update`, starting from `current` as read moments ago: a single write when nobody
+    /// changed the message meanwhile.
+    pub async fn update_from<F>(&self, current: &Message, decide: F) -> Result<Update, StoreError>
+    where
+        F: FnMut(&Message) -> Result<Message, Refused>,
+    {
+        self.update_known(&current.id, Some(current.clone()), decide).await
+    }
+
+    async fn update_known<F>(
+        &self,
+        id: &MessageId,
+        mut known: Option<Message>,
+        mut decide: F,
+    ) -> Result<Update, StoreError>
     where
         F: FnMut(&Message) -> Result<Message, Refused>,
     {
@@ -163,8 +184,12 @@ impl MessagesTable {
                 let jitter = rand::random::<u64>() % (5 * u64::from(conflicts.min(10)) + 1);
                 tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
             }
-            let Some(current) = self.get(id).await? else {
-                return Ok(Update::Missing);
+            let current = match known.take() {
+                Some(current) => current,
+                None => match self.get(id).await? {
+                    Some(current) => current,
+                    None => return Ok(Update::Missing),
+                },
             };
             let mut next = match decide(&current) {
                 Ok(next) => next,

@@ -7,7 +7,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::counters_table::CountersTable;
-use crate::dynamo::{StoreError, n, number_of, s};
+use crate::dynamo::{Item, StoreError, n, number_of, s};
 use crate::message::Lane;
 use crate::rate_limit::{Limits, WINDOW_SECS, WindowUsage, first_fit};
 
@@ -29,6 +29,54 @@ fn window_of(t: DateTime<Utc>) -> (i64, usize) {
     (window, usize::try_from(secs - window).unwrap_or(0))
 }
 
+fn frontier_sk(lane: Lane) -> String {
+    format!("FRONTIER#{}", lane_name(lane))
+}
+
+fn usage_of(item: Option<&Item>) -> WindowUsage {
+    let mut usage = WindowUsage::default();
+    for (i, slot) in usage.per_second.iter_mut().enumerate() {
+        *slot = number_of(item, &format!("s{i}"));
+    }
+    usage.scheduled = number_of(item, "scheduled");
+    usage.bulk = number_of(item, "bulk");
+    usage
+}
+
+/// A connection's rate-limit state for one lane as it stood when the sender read it, so a
+/// reservation can start without reading it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateSnapshot {
+    window: i64,
+    frontier: i64,
+    usage: WindowUsage,
+}
+
+/// The two items a snapshot is made of: the lane's frontier and the current window.
+#[derive(Debug, Clone)]
+pub struct SnapshotKeys {
+    key: String,
+    lane: Lane,
+    window: i64,
+}
+
+/// What to read for a snapshot of `key`'s state for `lane` at `now`.
+pub fn snapshot_keys(key: &str, lane: Lane, now: DateTime<Utc>) -> SnapshotKeys {
+    SnapshotKeys { key: key.to_owned(), lane, window: window_of(now).0 }
+}
+
+impl SnapshotKeys {
+    /// `[frontier, current window]` as `(pk, sk)`.
+    pub fn keys(&self) -> [(String, String); 2] {
+        let pk = format!("RATE#{}", self.key);
+        [(pk.clone(), frontier_sk(self.lane)), (pk, self.window.to_string())]
+    }
+
+    pub fn read(&self, frontier: Option<&Item>, window: Option<&Item>) -> RateSnapshot {
+        RateSnapshot { window: self.window, frontier: number_of(frontier, "window"), usage: usage_of(window) }
+    }
+}
+
 impl CountersTable {
     async fn window_usage(&self, key: &str, window: i64) -> Result<WindowUsage, StoreError> {
         let out = self
@@ -40,14 +88,7 @@ impl CountersTable {
             .consistent_read(true)
             .send()
             .await?;
-        let item = out.item.unwrap_or_default();
-        let mut usage = WindowUsage::default();
-        for (i, slot) in usage.per_second.iter_mut().enumerate() {
-            *slot = number_of(Some(&item), &format!("s{i}"));
-        }
-        usage.scheduled = number_of(Some(&item), "scheduled");
-        usage.bulk = number_of(Some(&item), "bulk");
-        Ok(usage)
+        Ok(usage_of(out.item.as_ref()))
     }
 
     /// Grants `segments` in second `second` of `window` if the budget still allows it.
@@ -112,7 +153,7 @@ impl CountersTable {
             .get_item()
             .table_name(self.table())
             .key("pk", s(format!("RATE#{key}")))
-            .key("sk", s(format!("FRONTIER#{}", lane_name(lane))))
+            .key("sk", s(frontier_sk(lane)))
             .send()
             .await?;
         Ok(number_of(out.item.as_ref(), "window"))
@@ -124,7 +165,7 @@ impl CountersTable {
             .update_item()
             .table_name(self.table())
             .key("pk", s(format!("RATE#{key}")))
-            .key("sk", s(format!("FRONTIER#{}", lane_name(lane))))
+            .key("sk", s(frontier_sk(lane)))
             .update_expression("SET #w = :w, #expires = :expires")
             .expression_attribute_names("#expires", "expires_at")
             .condition_expression("attribute_not_exists(#w) OR #w < :w")
@@ -141,6 +182,7 @@ impl CountersTable {
 
     /// Reserves the first second at or after `now` where `segments` fit for `lane` on the
     /// connection identified by `key`. `None` when nothing fits within the horizon (an hour).
+    /// A `snapshot` read moments ago saves reading the frontier and the current window again.
     pub async fn reserve_send_slot(
         &self,
         key: &str,
@@ -148,14 +190,24 @@ impl CountersTable {
         segments: u32,
         limits: &Limits,
         now: DateTime<Utc>,
+        snapshot: Option<RateSnapshot>,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let (current, offset) = window_of(now);
         let step = WINDOW_SECS as i64;
-        let mut window = current.max(self.frontier(key, lane).await?);
+        let snapshot = snapshot.filter(|s| s.window == current);
+        let frontier = match snapshot {
+            Some(s) => s.frontier,
+            None => self.frontier(key, lane).await?,
+        };
+        let mut window = current.max(frontier);
+        let mut known_usage = snapshot.map(|s| s.usage);
         let mut conflicts = 0;
         while window <= current + HORIZON_WINDOWS * step {
             let from = if window == current { offset } else { 0 };
-            let usage = self.window_usage(key, window).await?;
+            let usage = match known_usage.take().filter(|_| window == current) {
+                Some(usage) => usage,
+                None => self.window_usage(key, window).await?,
+            };
             match first_fit(&usage, limits, lane, segments, from) {
                 Some(second) => {
                     if self.grant(key, window, second, lane, segments, limits).await? {

@@ -8,19 +8,21 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use tracing::{error, info, warn};
 
-use crate::appointments::AppointmentStatus;
-use crate::clinic::{Connection, ConnectionError, is_connection_error};
+use crate::appointments::{Appointment, AppointmentStatus};
+use crate::clinic::{Clinic, Connection, ConnectionError, is_connection_error};
 use crate::contacts::OptOut;
 use crate::dynamo::StoreError;
 use crate::message::{AppointmentRef, Failure, Lane, Message};
 use crate::message_status::MessageStatus;
 use crate::messages_table::Update;
+use crate::pacing::RateSnapshot;
 use crate::rate_limit;
 use crate::reason::Reason;
 use crate::reminder_window;
 use crate::retry_policy;
 use crate::segments;
 use crate::send_queue::SendJob;
+use crate::sender_store::{Claim, SendFacts};
 use crate::services::Services;
 use crate::twilio::client::{CreatedMessage, NewMessage, TwilioError};
 use crate::twilio::error_catalogue::{self, Retry};
@@ -55,10 +57,15 @@ enum Verdict {
 /// A reserved slot this close (or this late) is used as it is.
 const SLOT_TOLERANCE: TimeDelta = TimeDelta::milliseconds(500);
 const SLOT_TOO_LATE: TimeDelta = TimeDelta::seconds(2);
+/// A slot at most this far ahead is waited for inside the invocation: a few seconds of a sleeping
+/// Lambda cost far less than hiding the job and reading everything again when it comes back.
+/// Longer waits are hidden in SQS, so a long backlog never holds invocations.
+const WAIT_IN_PLACE: Duration = Duration::from_secs(5);
+/// How often a claim is tried again when the message changed under it.
+const CLAIM_TRIES: usize = 8;
 
 pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, StoreError> {
-    let now = services.clock.now();
-    let lease = services.timing.lease;
+    let mut now = services.clock.now();
     let Some(mut message) = services.messages.get(&job.message_id).await? else {
         warn!(message_id = %job.message_id, "job for a message that does not exist");
         return Ok(JobOutcome::Finished);
@@ -66,7 +73,7 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
     if message.status == MessageStatus::Deferred {
         match message.deferred_until {
             Some(until) if until > now + SLOT_TOLERANCE => return Ok(JobOutcome::RetryLater(self::until(until, now))),
-            _ => match services.messages.update(&message.id, |m| m.resumed(now)).await? {
+            _ => match services.messages.update_from(&message, |m| m.resumed(now)).await? {
                 Update::Applied(resumed) => message = resumed,
                 _ => return Ok(JobOutcome::Finished),
             },
@@ -78,14 +85,27 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
     if message.status != MessageStatus::Queued {
         return Ok(already_handled(&message));
     }
+    if let Some(slot) = message.send_slot.filter(|slot| *slot > now + SLOT_TOLERANCE) {
+        let wait = until(slot, now);
+        if wait > WAIT_IN_PLACE {
+            return Ok(JobOutcome::RetryLater(wait));
+        }
+        tokio::time::sleep(wait).await;
+        now = services.clock.now();
+    }
     // Everything that can stop the text is checked before the claim, so a failure here never
     // strands a claimed message.
-    let connection = match pre_checks(services, &message, now).await? {
+    let rate_key = needs_slot(&message, now).then(|| rate_key(&message));
+    if let (Some(slot), Some(_)) = (message.send_slot, &rate_key) {
+        info!(message_id = %message.id, late_ms = (now - slot).num_milliseconds(), "came back after its slot; taking another");
+    }
+    let facts = services.sender_store.facts(&message, rate_key.as_deref(), now).await?;
+    let connection = match pre_checks(&message, &facts, now) {
         Ready::Go(connection) => connection,
         Ready::Stop(stop) => {
             let update = services
                 .messages
-                .update(&message.id, |m| match &stop {
+                .update_from(&message, |m| match &stop {
                     Stop::Skip(reason) => m.skipped(*reason, now),
                     Stop::Fail(failure) => m.failed_attempt(m.attempt, failure.clone(), now),
                 })
@@ -94,60 +114,41 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
             return Ok(JobOutcome::Finished);
         }
     };
-    if let Some(until) = quiet_until(services, &message, now).await? {
-        if let Update::Applied(_) = services.messages.update(&message.id, |m| m.deferred(until, now)).await? {
+    if let Some(until) = quiet_until(&message, facts.clinic.as_ref(), now) {
+        if let Update::Applied(_) = services.messages.update_from(&message, |m| m.deferred(until, now)).await? {
             info!(message_id = %message.id, until = %until, "held for quiet hours");
             return Ok(JobOutcome::RetryLater(self::until(until, now)));
         }
         return Ok(JobOutcome::Finished);
     }
-    if let Some(wait) = wait_for_slot(services, &message, &connection, now).await? {
-        return Ok(JobOutcome::RetryLater(wait));
+    if let Some(key) = rate_key {
+        match pace(services, &message, &connection, &key, facts.rate, now).await? {
+            Pace::Now => {}
+            Pace::WaitHere(wait) => tokio::time::sleep(wait).await,
+            Pace::Hide(wait) => return Ok(JobOutcome::RetryLater(wait)),
+        }
     }
-    let now = services.clock.now();
-    let claimed = match services.messages.update(&job.message_id, |m| m.claim(now, lease)).await? {
-        Update::Applied(message) => message,
-        Update::Missing => return Ok(JobOutcome::Finished),
-        Update::Refused(_, current) => return Ok(already_handled(&current)),
+    let credits = u64::from(segments::analyse(message.body.as_str()).segments.max(1));
+    let Some(claimed) = claim(services, &message, credits).await? else {
+        return Ok(JobOutcome::Finished);
     };
     let attempt = claimed.attempt;
-    let credits = u64::from(segments::analyse(claimed.body.as_str()).segments.max(1));
-    let verdict = match call_twilio(services, &claimed, &connection, credits).await {
-        Ok(verdict) => verdict,
-        Err(store_error) => {
-            // Twilio was not called: give the message back so a later delivery of the job sends it.
-            let now = services.clock.now();
-            let note = "released after a storage error before the Twilio call".to_owned();
-            if let Err(e) =
-                services.messages.update(&claimed.id, |m| m.released_for_retry(attempt, note.clone(), now)).await
-            {
-                error!(message_id = %claimed.id, error = ?e, "could not release a claimed message");
-            }
-            return Err(store_error);
-        }
-    };
+    let verdict = call_twilio(services, &claimed, &connection).await;
     let now = services.clock.now();
-    let refund = matches!(verdict, Verdict::Failed(_) | Verdict::Retry { .. }) && !is_credit_failure(&verdict);
+    let refund = matches!(verdict, Verdict::Failed(_) | Verdict::Retry { .. });
     let (outcome, update) = match &verdict {
         Verdict::Accepted { sid, status } => {
-            let update = services.messages.update(&claimed.id, |m| m.accepted(attempt, sid, status, now)).await?;
+            let update = services.messages.update_from(&claimed, |m| m.accepted(attempt, sid, status, now)).await?;
             (JobOutcome::Finished, update)
         }
         Verdict::Failed(failure) => {
-            let retry_at = credit_retry_at(&claimed, failure, now);
-            let update = services
-                .messages
-                .update(&claimed.id, |m| {
-                    let mut failed = m.failed_attempt(attempt, failure.clone(), now)?;
-                    failed.credit_retry_at = retry_at;
-                    Ok(failed)
-                })
-                .await?;
+            let update =
+                services.messages.update_from(&claimed, |m| m.failed_attempt(attempt, failure.clone(), now)).await?;
             (JobOutcome::Finished, update)
         }
         Verdict::Retry { after, note } => {
             let update =
-                services.messages.update(&claimed.id, |m| m.released_for_retry(attempt, note.clone(), now)).await?;
+                services.messages.update_from(&claimed, |m| m.released_for_retry(attempt, note.clone(), now)).await?;
             (JobOutcome::RetryLater(*after), update)
         }
         Verdict::Unknown(why) => {
@@ -180,8 +181,41 @@ fn log_update(update: &Update, attempt: u32) {
     }
 }
 
-fn is_credit_failure(verdict: &Verdict) -> bool {
-    matches!(verdict, Verdict::Failed(f) if f.reason == Some(Reason::InsufficientCredits))
+/// `queued → sending` for a new attempt, paid for in the same transaction: a message is never
+/// claimed without its credits, and credits are never taken for a claim that did not happen.
+/// `None`: nothing to send (another invocation has it, it is gone, or the clinic is out of
+/// credits, which is recorded on the message).
+async fn claim(services: &Services, message: &Message, credits: u64) -> Result<Option<Message>, StoreError> {
+    let mut current = message.clone();
+    for _ in 0..CLAIM_TRIES {
+        let now = services.clock.now();
+        let Ok(next) = current.claim(now, services.timing.lease) else {
+            already_handled(&current);
+            return Ok(None);
+        };
+        match services.sender_store.claim_with_credits(&next, current.version, credits).await? {
+            Claim::Claimed => return Ok(Some(next)),
+            Claim::NoCredits => {
+                let failure = Failure::reason(Reason::InsufficientCredits);
+                let retry_at = credit_retry_at(&current, now);
+                let update = services
+                    .messages
+                    .update_from(&current, |m| {
+                        let mut failed = m.failed_attempt(m.attempt, failure.clone(), now)?;
+                        failed.credit_retry_at = retry_at;
+                        Ok(failed)
+                    })
+                    .await?;
+                log_update(&update, current.attempt);
+                return Ok(None);
+            }
+            Claim::Changed => match services.messages.get(&current.id).await? {
+                Some(fresh) => current = fresh,
+                None => return Ok(None),
+            },
+        }
+    }
+    Err(StoreError::Conflict)
 }
 
 enum Ready {
@@ -190,6 +224,7 @@ enum Ready {
     Stop(Stop),
 }
 
+#[derive(Debug, PartialEq)]
 enum Stop {
     Skip(Reason),
     Fail(Failure),
@@ -197,98 +232,95 @@ enum Stop {
 
 /// The checks made just before sending: no number, the appointment changed, the number opted
 /// out, the connection gone or disabled.
-async fn pre_checks(services: &Services, m: &Message, now: DateTime<Utc>) -> Result<Ready, StoreError> {
-    let Some(to) = m.to.as_ref() else {
-        return Ok(Ready::Stop(Stop::Fail(Failure::reason(Reason::NoMobileNumber))));
-    };
-    if let Some(appointment) = &m.appointment
-        && !appointment_still_due(services, m, appointment, now).await?
+fn pre_checks(m: &Message, facts: &SendFacts, now: DateTime<Utc>) -> Ready {
+    if m.to.is_none() {
+        return Ready::Stop(Stop::Fail(Failure::reason(Reason::NoMobileNumber)));
+    }
+    if let Some(reminder_for) = &m.appointment
+        && !appointment_still_due(facts.appointment.as_ref(), reminder_for, now)
     {
-        return Ok(Ready::Stop(Stop::Skip(Reason::AppointmentChanged)));
+        return Ready::Stop(Stop::Skip(Reason::AppointmentChanged));
     }
-    if services.clinics.record::<OptOut>(&m.clinic_id, to.as_str()).await?.is_some() {
-        return Ok(Ready::Stop(Stop::Skip(Reason::OptedOut)));
+    if facts.opted_out {
+        return Ready::Stop(Stop::Skip(Reason::OptedOut));
     }
-    match services.clinics.connection(&m.clinic_id, &m.connection_id).await? {
-        Some(connection) if connection.enabled => Ok(Ready::Go(connection)),
-        _ => Ok(Ready::Stop(Stop::Fail(Failure::reason(Reason::ConnectionUnavailable)))),
+    match &facts.connection {
+        Some(connection) if connection.enabled => Ready::Go(connection.clone()),
+        _ => Ready::Stop(Stop::Fail(Failure::reason(Reason::ConnectionUnavailable))),
     }
 }
 
-/// Paces a queued message: reserves its rate-limit slot on the connection, and when that slot is
-/// still ahead, records it on the message and says how long to hide the job. `None`: go now.
-async fn wait_for_slot(
+/// Whether the message still needs a rate-limit slot: it has none, or it came back so long after
+/// its slot that the second has passed unused.
+fn needs_slot(m: &Message, now: DateTime<Utc>) -> bool {
+    m.send_slot.is_none_or(|slot| now - slot > SLOT_TOO_LATE)
+}
+
+fn rate_key(m: &Message) -> String {
+    format!("{}#{}", m.clinic_id, m.connection_id)
+}
+
+enum Pace {
+    Now,
+    WaitHere(Duration),
+    Hide(Duration),
+}
+
+/// Reserves the message's rate-limit slot on its connection. A slot further ahead than
+/// `WAIT_IN_PLACE` is recorded on the message (so it is never reserved twice) and the job hidden
+/// until then.
+async fn pace(
     services: &Services,
     message: &Message,
     connection: &Connection,
+    key: &str,
+    snapshot: Option<RateSnapshot>,
     now: DateTime<Utc>,
-) -> Result<Option<Duration>, StoreError> {
-    if let Some(slot) = message.send_slot {
-        if slot > now + SLOT_TOLERANCE {
-            return Ok(Some(until(slot, now)));
-        }
-        if now - slot <= SLOT_TOO_LATE {
-            return Ok(None);
-        }
-        // Received long after its slot: that second has passed unused; take a new one.
-    }
+) -> Result<Pace, StoreError> {
     let segments = segments::analyse(message.body.as_str()).segments.max(1);
     let limits = rate_limit::limits(connection.mps, services.shares);
-    let key = format!("{}#{}", message.clinic_id, connection.id);
-    let Some(slot) = services.counters.reserve_send_slot(&key, message.lane, segments, &limits, now).await? else {
+    let Some(slot) = services.counters.reserve_send_slot(key, message.lane, segments, &limits, now, snapshot).await?
+    else {
         // No room within the hour: look again in a minute.
-        return Ok(Some(Duration::from_secs(60)));
+        return Ok(Pace::Hide(Duration::from_secs(60)));
     };
     if slot <= now + SLOT_TOLERANCE {
-        return Ok(None);
+        return Ok(Pace::Now);
     }
-    match services.messages.update(&message.id, |m| m.waiting_for_slot(slot, now)).await? {
-        Update::Applied(_) => Ok(Some(until(slot, now))),
-        _ => Ok(None),
+    let wait = until(slot, now);
+    if wait <= WAIT_IN_PLACE {
+        return Ok(Pace::WaitHere(wait));
     }
+    // Whatever the write finds, the job must not send before its slot.
+    services.messages.update_from(message, |m| m.waiting_for_slot(slot, now)).await?;
+    Ok(Pace::Hide(wait))
 }
 
 /// When quiet hours end, if a scheduled or bulk text is inside them now (in its business's zone,
 /// or the clinic's for texts with no appointment). Interactive texts are never held.
-async fn quiet_until(
-    services: &Services,
-    m: &Message,
-    now: DateTime<Utc>,
-) -> Result<Option<DateTime<Utc>>, StoreError> {
+fn quiet_until(m: &Message, clinic: Option<&Clinic>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     if m.lane == Lane::Interactive {
-        return Ok(None);
+        return None;
     }
-    let Some(clinic) = services.clinics.clinic(&m.clinic_id).await? else {
-        return Ok(None);
-    };
-    let Some(quiet) = clinic.quiet_hours else {
-        return Ok(None);
-    };
+    let clinic = clinic?;
+    let quiet = clinic.quiet_hours.as_ref()?;
     let zone = m.appointment.as_ref().map_or(clinic.time_zone.as_str(), |a| a.time_zone.as_str());
     let tz = zone.parse().unwrap_or(chrono_tz::Tz::UTC);
-    Ok(quiet.holds(tz, now))
+    quiet.holds(tz, now)
 }
 
 fn until(slot: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
     (slot - now).to_std().unwrap_or(Duration::ZERO)
 }
 
-/// Under the claim: reserve the credits, then ask Twilio once.
-async fn call_twilio(
-    services: &Services,
-    m: &Message,
-    connection: &Connection,
-    credits: u64,
-) -> Result<Verdict, StoreError> {
+/// Under the claim (credits already taken): ask Twilio once.
+async fn call_twilio(services: &Services, m: &Message, connection: &Connection) -> Verdict {
     let Some(to) = m.to.as_ref() else {
-        return Ok(Verdict::Failed(Failure::reason(Reason::NoMobileNumber)));
+        return Verdict::Failed(Failure::reason(Reason::NoMobileNumber));
     };
-    if services.counters.reserve_credits(&m.clinic_id, credits).await?.is_err() {
-        return Ok(Verdict::Failed(Failure::reason(Reason::InsufficientCredits)));
-    }
     let callback = status_callback_url(services, m);
     let request = NewMessage { to, sender: &connection.sender, body: m.body.as_str(), status_callback: &callback };
-    Ok(judge(services.twilio.create_message(&request).await, m.attempt))
+    judge(services.twilio.create_message(&request).await, m.attempt)
 }
 
 /// Twilio's 21610 means the number replied STOP: remember it for the clinic, so nothing else is
@@ -333,23 +365,13 @@ async fn record_connection_health(
 }
 
 /// A reminder goes only while its appointment is still booked at the same time and in the future.
-async fn appointment_still_due(
-    services: &Services,
-    m: &Message,
-    reminder_for: &AppointmentRef,
-    now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let current = services.appointments.get(&m.clinic_id, &reminder_for.id).await?;
-    Ok(current
-        .is_some_and(|a| a.status != AppointmentStatus::Cancelled && a.start == reminder_for.start && a.start > now))
+fn appointment_still_due(current: Option<&Appointment>, reminder_for: &AppointmentRef, now: DateTime<Utc>) -> bool {
+    current.is_some_and(|a| a.status != AppointmentStatus::Cancelled && a.start == reminder_for.start && a.start > now)
 }
 
 /// A reminder that failed for credit is retried on the hour in its business's zone, the last
 /// retry at most five hours after its window opened; after that it stays failed.
-fn credit_retry_at(m: &Message, failure: &Failure, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    if failure.reason != Some(Reason::InsufficientCredits) {
-        return None;
-    }
+fn credit_retry_at(m: &Message, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let appointment = m.appointment.as_ref()?;
     let tz = appointment.time_zone.parse().ok()?;
     reminder_window::credit_retry_times(tz, appointment.window_opened_at).into_iter().find(|t| *t > now)
@@ -364,7 +386,7 @@ async fn reconcile(services: &Services, m: &Message, now: DateTime<Utc>) -> Resu
     else {
         let update = services
             .messages
-            .update(&m.id, |c| c.failed_attempt(m.attempt, Failure::reason(Reason::ConnectionUnavailable), now))
+            .update_from(m, |c| c.failed_attempt(m.attempt, Failure::reason(Reason::ConnectionUnavailable), now))
             .await?;
         log_update(&update, m.attempt);
         return Ok(JobOutcome::Finished);
@@ -381,14 +403,14 @@ async fn reconcile(services: &Services, m: &Message, now: DateTime<Utc>) -> Resu
     match services.twilio.find_message(to, &connection.sender, m.body.as_str(), since).await {
         Ok(Some(found)) => {
             let status = found.status.unwrap_or_else(|| "queued".into());
-            let update = services.messages.update(&m.id, |c| c.accepted(attempt, &found.sid, &status, now)).await?;
+            let update = services.messages.update_from(m, |c| c.accepted(attempt, &found.sid, &status, now)).await?;
             info!(message_id = %m.id, attempt, "reconciled: Twilio has the message");
             log_update(&update, attempt);
             Ok(JobOutcome::Finished)
         }
         Ok(None) => {
             let note = "reconciled: Twilio has no such message; sending again".to_owned();
-            let update = services.messages.update(&m.id, |c| c.released_for_retry(attempt, note.clone(), now)).await?;
+            let update = services.messages.update_from(m, |c| c.released_for_retry(attempt, note.clone(), now)).await?;
             log_update(&update, attempt);
             Ok(JobOutcome::RetryLater(Duration::from_secs(1)))
         }
@@ -453,5 +475,155 @@ fn judge(result: Result<CreatedMessage, TwilioError>, attempt: u32) -> Verdict {
             "Twilio could not be reached; will retry".into(),
         ),
         Err(TwilioError::Ambiguous(why)) => Verdict::Unknown(why),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{ClinicId, ConnectionId, MessageId};
+    use crate::message::MessageBody;
+    use crate::phone::E164;
+    use crate::twilio::client::SenderId;
+
+    fn at(rfc3339: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(rfc3339).map(|t| t.to_utc()).unwrap_or_default()
+    }
+
+    fn number(text: &str) -> E164 {
+        match E164::parse(text, None) {
+            Ok(number) => number,
+            Err(e) => panic!("{text}: {e}"),
+        }
+    }
+
+    fn body() -> MessageBody {
+        match MessageBody::parse("See you tomorrow at 10:00") {
+            Ok(body) => body,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn start() -> DateTime<Utc> {
+        at("2026-06-11T14:00:00Z")
+    }
+
+    fn reminder() -> Message {
+        let appointment = AppointmentRef {
+            id: "a1".into(),
+            business_id: "b1".into(),
+            start: start(),
+            window_opened_at: at("2026-06-10T14:00:00Z"),
+            time_zone: "America/New_York".into(),
+        };
+        Message::new_reminder(
+            MessageId::generate(at("2026-06-10T14:00:00Z")),
+            ClinicId::new("c1"),
+            number("+14155550101"),
+            body(),
+            ConnectionId::new("main"),
+            appointment,
+            MessageStatus::Queued,
+            at("2026-06-10T14:00:00Z"),
+        )
+    }
+
+    fn booked(start: DateTime<Utc>, status: AppointmentStatus) -> Appointment {
+        Appointment {
+            id: "a1".into(),
+            clinic_id: ClinicId::new("c1"),
+            business_id: "b1".into(),
+            contact_id: "p1".into(),
+            type_id: "t1".into(),
+            patient_names: vec![],
+            start,
+            status,
+            decided_start: None,
+            reminder_message_id: None,
+            created_at: at("2026-06-01T00:00:00Z"),
+            updated_at: at("2026-06-01T00:00:00Z"),
+        }
+    }
+
+    fn connection(enabled: bool) -> Connection {
+        Connection {
+            id: ConnectionId::new("main"),
+            clinic_id: ClinicId::new("c1"),
+            label: "Main".into(),
+            sender: SenderId::Number(number("+15017122661")),
+            pool_numbers: vec![],
+            mps: 1,
+            enabled,
+            last_error: None,
+        }
+    }
+
+    fn facts() -> SendFacts {
+        SendFacts {
+            connection: Some(connection(true)),
+            appointment: Some(booked(start(), AppointmentStatus::Booked)),
+            ..SendFacts::default()
+        }
+    }
+
+    fn stop(ready: Ready) -> Option<Stop> {
+        match ready {
+            Ready::Go(_) => None,
+            Ready::Stop(stop) => Some(stop),
+        }
+    }
+
+    const NOW: &str = "2026-06-10T15:00:00Z";
+
+    #[test]
+    fn a_reminder_whose_facts_still_hold_goes() {
+        assert_eq!(stop(pre_checks(&reminder(), &facts(), at(NOW))), None);
+    }
+
+    #[test]
+    fn a_moved_cancelled_past_or_missing_appointment_skips_the_reminder() {
+        let moved = booked(start() + TimeDelta::hours(1), AppointmentStatus::Booked);
+        let cancelled = booked(start(), AppointmentStatus::Cancelled);
+        for appointment in [Some(moved), Some(cancelled), None] {
+            let facts = SendFacts { appointment, ..facts() };
+            let stopped = stop(pre_checks(&reminder(), &facts, at(NOW)));
+            assert_eq!(stopped, Some(Stop::Skip(Reason::AppointmentChanged)));
+        }
+        let after_start = start() + TimeDelta::minutes(1);
+        let stopped = stop(pre_checks(&reminder(), &facts(), after_start));
+        assert_eq!(stopped, Some(Stop::Skip(Reason::AppointmentChanged)));
+    }
+
+    #[test]
+    fn an_opted_out_number_is_skipped_before_the_connection_is_looked_at() {
+        let facts = SendFacts { opted_out: true, connection: None, ..facts() };
+        assert_eq!(stop(pre_checks(&reminder(), &facts, at(NOW))), Some(Stop::Skip(Reason::OptedOut)));
+    }
+
+    #[test]
+    fn a_disabled_or_deleted_connection_fails_the_text() {
+        for connection in [Some(connection(false)), None] {
+            let facts = SendFacts { connection, ..facts() };
+            let stopped = stop(pre_checks(&reminder(), &facts, at(NOW)));
+            assert_eq!(stopped, Some(Stop::Fail(Failure::reason(Reason::ConnectionUnavailable))));
+        }
+    }
+
+    #[test]
+    fn a_text_without_a_number_fails_first() {
+        let mut message = reminder();
+        message.to = None;
+        let facts = SendFacts { opted_out: true, ..facts() };
+        let stopped = stop(pre_checks(&message, &facts, at(NOW)));
+        assert_eq!(stopped, Some(Stop::Fail(Failure::reason(Reason::NoMobileNumber))));
+    }
+
+    #[test]
+    fn a_slot_is_needed_until_one_is_reserved_and_again_once_it_has_long_passed() {
+        let mut message = reminder();
+        assert!(needs_slot(&message, at(NOW)));
+        message.send_slot = Some(at(NOW));
+        assert!(!needs_slot(&message, at(NOW) + SLOT_TOO_LATE));
+        assert!(needs_slot(&message, at(NOW) + SLOT_TOO_LATE + TimeDelta::seconds(1)));
     }
 }

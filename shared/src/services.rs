@@ -15,6 +15,7 @@ use crate::event_bus::EventBus;
 use crate::messages_table::MessagesTable;
 use crate::rate_limit::Shares;
 use crate::send_queue::SendQueues;
+use crate::sender_store::SenderStore;
 use crate::twilio::client::TwilioClient;
 
 /// How long the sender waits for Twilio, and how long a claim for sending lasts. The lease
@@ -58,6 +59,7 @@ pub struct Services {
     pub messages: MessagesTable,
     pub appointments: AppointmentsTable,
     pub counters: CountersTable,
+    pub sender_store: SenderStore,
     pub queues: SendQueues,
     pub events: EventBus,
     pub twilio: TwilioClient,
@@ -88,7 +90,8 @@ impl Services {
             clinics: ClinicsTable::new(dynamo.clone(), settings.tables.clinics.clone()),
             messages: MessagesTable::new(dynamo.clone(), settings.tables.messages.clone()),
             appointments: AppointmentsTable::new(dynamo.clone(), settings.tables.appointments.clone()),
-            counters: CountersTable::new(dynamo, settings.tables.counters.clone()),
+            counters: CountersTable::new(dynamo.clone(), settings.tables.counters.clone()),
+            sender_store: SenderStore::new(dynamo, &settings),
             queues: SendQueues::new(sqs, settings.queues.clone()),
             events: EventBus::new(events, settings.event_bus.clone()),
             twilio: TwilioClient::new(settings.twilio.clone(), timing.twilio_timeout)?,

@@ -103,7 +103,9 @@ async fn two_hundred_texts_on_a_ten_mps_connection_never_exceed_ten_segments_a_s
             granted += used;
         }
     }
-    assert_eq!(granted, 150 + 2 * 50, "every segment was granted once");
+    // A job that comes back after its second has passed (a slow machine) reserves a new one:
+    // the missed second is capacity lost, never an extra send, so grants may exceed the segments.
+    assert!(granted >= 150 + 2 * 50, "every segment was granted");
 
     // What reached the simulator: per aligned second, and over the whole run.
     let creates: Vec<_> = t.stack.simulator.requests().into_iter().filter(|r| r.method == "POST").collect();
