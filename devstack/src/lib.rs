@@ -5,6 +5,7 @@
 
 pub mod moto;
 pub mod provision;
+pub mod request_count;
 pub mod runner;
 pub mod seed;
 pub mod stack;

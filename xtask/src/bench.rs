@@ -8,22 +8,13 @@
 //! an interceptor on the SDK clients; then a tick a minute later (nothing left to do) and one at
 //! the window's close. Setup time is printed apart from the ticks.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use aws_sdk_dynamodb::config::interceptors::{
-    BeforeDeserializationInterceptorContextRef, BeforeSerializationInterceptorContextRef,
-    BeforeTransmitInterceptorContextRef,
-};
-use aws_sdk_dynamodb::config::{ConfigBag, RuntimeComponents};
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Utc};
 use devstack::moto::MotoServer;
+use devstack::request_count::{RequestCounter, Seen, total};
 use devstack::stack::{DEMO_SENDER, LIVE_ACCOUNT_SID, LIVE_AUTH_TOKEN, local_aws};
 use futures::{StreamExt, TryStreamExt, stream};
 use shared::appointment_types::{AppointmentType, SmsTemplate};
@@ -84,112 +75,6 @@ impl Options {
         // More contacts than appointments would only slow the setup down.
         options.contacts = options.contacts.min(options.appointments);
         Ok(options)
-    }
-}
-
-/// Counts the HTTP requests (attempts, retries included) and operations of the clients it is
-/// added to, by service and operation, with the bytes of each request's body and the time from
-/// sending a request to receiving its response (moto's time plus loopback; the rest of a tick's
-/// wall time is the client's and the tick's own work). Round trips are timed only while requests
-/// do not overlap, as in the tick, which awaits one at a time; overlaps are counted instead.
-#[derive(Debug, Clone, Default)]
-struct RequestCounter {
-    state: Arc<Mutex<CounterState>>,
-}
-
-#[derive(Debug, Default)]
-struct CounterState {
-    counts: Counts,
-    in_flight: Option<(OpKey, Instant)>,
-    overlapped: u64,
-}
-
-type OpKey = (String, String);
-type Counts = BTreeMap<OpKey, OpCount>;
-
-#[derive(Debug, Clone, Copy, Default)]
-struct OpCount {
-    operations: u64,
-    requests: u64,
-    body_bytes: u64,
-    round_trip: Duration,
-}
-
-/// What the counter saw between a reset and a snapshot.
-#[derive(Debug, Clone, Default)]
-struct Seen {
-    counts: Counts,
-    overlapped: u64,
-}
-
-fn op_key(cfg: &ConfigBag) -> OpKey {
-    cfg.load::<Metadata>()
-        .map_or_else(|| ("?".to_owned(), "?".to_owned()), |m| (m.service().to_owned(), m.name().to_owned()))
-}
-
-impl RequestCounter {
-    fn with<R>(&self, f: impl FnOnce(&mut CounterState) -> R) -> R {
-        f(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    fn reset(&self) {
-        self.with(|state| *state = CounterState::default());
-    }
-
-    fn snapshot(&self) -> Seen {
-        self.with(|state| Seen { counts: state.counts.clone(), overlapped: state.overlapped })
-    }
-}
-
-impl Intercept for RequestCounter {
-    fn name(&self) -> &'static str {
-        "RequestCounter"
-    }
-
-    /// Once per operation (`read_before_execution` comes before the operation's `Metadata` is in the bag).
-    fn read_before_serialization(
-        &self,
-        _context: &BeforeSerializationInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let key = op_key(cfg);
-        self.with(|state| state.counts.entry(key).or_default().operations += 1);
-        Ok(())
-    }
-
-    /// Once per HTTP request.
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let bytes = u64::try_from(context.request().body().bytes().map_or(0, <[u8]>::len)).unwrap_or(u64::MAX);
-        let key = op_key(cfg);
-        self.with(|state| {
-            let count = state.counts.entry(key.clone()).or_default();
-            count.requests += 1;
-            count.body_bytes += bytes;
-            if state.in_flight.replace((key, Instant::now())).is_some() {
-                state.overlapped += 1;
-            }
-        });
-        Ok(())
-    }
-
-    fn read_after_transmit(
-        &self,
-        _context: &BeforeDeserializationInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.with(|state| {
-            if let Some((key, sent)) = state.in_flight.take() {
-                state.counts.entry(key).or_default().round_trip += sent.elapsed();
-            }
-        });
-        Ok(())
     }
 }
 
@@ -418,15 +303,6 @@ async fn measured_tick(services: &Services, counter: &RequestCounter, at: DateTi
     let report = reminder_run::tick(services, at).await.with_context(|| format!("the tick at {at} failed"))?;
     let elapsed = started.elapsed();
     Ok(Measured { report, elapsed, seen: counter.snapshot() })
-}
-
-fn total(counts: &Counts) -> OpCount {
-    counts.values().fold(OpCount::default(), |sum, c| OpCount {
-        operations: sum.operations + c.operations,
-        requests: sum.requests + c.requests,
-        body_bytes: sum.body_bytes + c.body_bytes,
-        round_trip: sum.round_trip + c.round_trip,
-    })
 }
 
 fn millis(d: Duration) -> f64 {
