@@ -40,6 +40,7 @@ pub mod segments;
 pub mod send_queue;
 pub mod sending;
 pub mod services;
+pub mod sqs_batch;
 pub mod status_updates;
 pub mod templates;
 pub mod twilio;
