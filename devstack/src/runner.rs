@@ -1,18 +1,23 @@
 //! The local runner: serves `api` and `twilio-webhooks` with the routers they run on Lambda, and
-//! polls each send lane into the sender with Lambda's SQS semantics: batches of the lane's size,
-//! `batchItemFailures` kept (the rest deleted), the queue's visibility timeout and redrive
-//! policy doing the rest, as on AWS.
+//! drains each send lane into the sender with Lambda's SQS semantics: batches of the lane's size,
+//! at most the lane's maximum concurrency of invocations at once, `batchItemFailures` kept (the
+//! rest deleted), the queue's visibility timeout and redrive policy doing the rest, as on AWS.
+//! On request it also cuts invocations short at random, as Lambda's timeout or a crash would.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
 use lambda_runtime::{Context, LambdaEvent};
-use shared::aws_resources::QUEUES;
+use shared::aws_resources::{QUEUES, QueueSpec};
 use shared::services::Services;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use tokio::sync::Semaphore;
+use tokio::task::{JoinHandle, JoinSet};
 use tracing::{error, warn};
 
 /// Binds the HTTP listener first, so the public base URL is known before services are built.
@@ -27,52 +32,102 @@ pub fn http_app(services: &Services) -> axum::Router {
     api::router(services.clone()).merge(twilio_webhooks::router(services.clone()))
 }
 
+/// How many sender invocations may work a lane at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SenderConcurrency {
+    /// Each lane's `MaximumConcurrency`, as deployed (`shared::aws_resources::QUEUES`).
+    AsDeployed,
+    /// The same number on every lane; 0 leaves the lanes alone, for tests that call the sender
+    /// themselves.
+    PerLane(usize),
+}
+
+impl SenderConcurrency {
+    fn for_lane(self, spec: &QueueSpec) -> usize {
+        match self {
+            Self::AsDeployed => usize::try_from(spec.maximum_concurrency).unwrap_or(1),
+            Self::PerLane(n) => n,
+        }
+    }
+}
+
+/// Sender invocations cut short at random, the way Lambda ends one at its timeout or a crash
+/// ends its process: each invocation, with chance `probability`, is stopped at a uniformly random
+/// moment within `within` of its start if it is still running. Its records' jobs stop where
+/// they are and nothing of its batch is deleted: the batch comes back after the visibility
+/// timeout (records that hid themselves first, when they said).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Crashes {
+    pub probability: f64,
+    pub within: Duration,
+}
+
+impl Crashes {
+    /// When to cut this invocation short, if at all.
+    fn draw(&self) -> Option<Duration> {
+        let probability = self.probability.clamp(0.0, 1.0);
+        rand::random_bool(probability).then(|| self.within.mul_f64(rand::random::<f64>()))
+    }
+}
+
 pub struct Runner {
     tasks: Vec<JoinHandle<()>>,
     receives: ReceiveCounts,
+    crashed: Arc<AtomicUsize>,
 }
 
 /// The highest `ApproximateReceiveCount` seen for each job body, for tests of SQS churn.
 pub type ReceiveCounts = std::sync::Arc<std::sync::Mutex<HashMap<String, u32>>>;
 
 impl Runner {
-    /// Serves HTTP on `listener`, starts `pollers_per_lane` pollers on every lane (0: a test drives
-    /// the sender itself) and, with
-    /// `scheduler_ticks`, an EventBridge-like schedule calling the scheduler every minute.
+    /// Serves HTTP on `listener`, drains every lane with up to `concurrency` sender invocations
+    /// at once, cutting some short as `crashes` says, and, with `scheduler_ticks`, calls the
+    /// scheduler every minute as an EventBridge schedule would.
     pub fn start(
         services: Services,
         listener: TcpListener,
-        pollers_per_lane: usize,
+        concurrency: SenderConcurrency,
+        crashes: Option<Crashes>,
         scheduler_ticks: bool,
         sqs: aws_sdk_sqs::Client,
     ) -> Self {
         let app = http_app(&services);
         let receives = ReceiveCounts::default();
+        let crashed = Arc::new(AtomicUsize::new(0));
         let mut tasks = vec![tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 error!(error = %e, "local HTTP server stopped");
             }
         })];
         for (spec, url) in QUEUES.iter().zip(lane_urls(&services)) {
-            for _ in 0..pollers_per_lane {
-                let poller = Poller {
-                    services: services.clone(),
-                    sqs: sqs.clone(),
-                    url: url.clone(),
-                    batch_size: spec.batch_size,
-                    receives: receives.clone(),
-                };
-                tasks.push(tokio::spawn(poller.run()));
+            let invocations = concurrency.for_lane(spec);
+            if invocations == 0 {
+                continue;
             }
+            let lane = LaneDrain {
+                services: services.clone(),
+                sqs: sqs.clone(),
+                url,
+                batch_size: spec.batch_size,
+                receives: receives.clone(),
+                crashes,
+                crashed: crashed.clone(),
+            };
+            tasks.push(tokio::spawn(Arc::new(lane).run(invocations)));
         }
         if scheduler_ticks {
             tasks.push(tokio::spawn(every_minute(services)));
         }
-        Self { tasks, receives }
+        Self { tasks, receives, crashed }
     }
 
     pub fn receive_counts(&self) -> HashMap<String, u32> {
         self.receives.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// How many sender invocations were cut short so far.
+    pub fn crashed_invocations(&self) -> usize {
+        self.crashed.load(Ordering::Relaxed)
     }
 }
 
@@ -108,21 +163,48 @@ fn lane_urls(services: &Services) -> [String; 3] {
     [q.interactive.clone(), q.scheduled.clone(), q.bulk.clone()]
 }
 
-struct Poller {
+/// One lane's event source: receives a batch whenever an invocation is free, like Lambda's
+/// pollers under a `MaximumConcurrency`.
+struct LaneDrain {
     services: Services,
     sqs: aws_sdk_sqs::Client,
     url: String,
     batch_size: u32,
     receives: ReceiveCounts,
+    crashes: Option<Crashes>,
+    crashed: Arc<AtomicUsize>,
 }
 
-impl Poller {
-    async fn run(self) {
+/// A received batch: the event for the sender and each record's receipt handle by message id.
+struct Batch {
+    event: SqsEvent,
+    receipts: HashMap<String, String>,
+}
+
+impl LaneDrain {
+    async fn run(self: Arc<Self>, concurrency: usize) {
         let arn = self.queue_arn().await.unwrap_or_default();
+        let free = Arc::new(Semaphore::new(concurrency));
+        // Owned by this task, so stopping the runner stops the invocations in flight too.
+        let mut invocations = JoinSet::new();
         loop {
-            if let Err(e) = self.poll_once(&arn).await {
-                warn!(queue = %self.url, error = ?e, "polling failed; retrying");
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            while invocations.try_join_next().is_some() {}
+            let Ok(slot) = free.clone().acquire_owned().await else {
+                return;
+            };
+            match self.receive(&arn).await {
+                Ok(Some(batch)) => {
+                    let lane = self.clone();
+                    invocations.spawn(async move {
+                        lane.invoke(batch).await;
+                        drop(slot);
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(queue = %self.url, error = ?e, "polling failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
             }
         }
     }
@@ -138,7 +220,7 @@ impl Poller {
         Ok(out.attributes.and_then(|mut a| a.remove(&QueueAttributeName::QueueArn)).unwrap_or_default())
     }
 
-    async fn poll_once(&self, arn: &str) -> anyhow::Result<()> {
+    async fn receive(&self, arn: &str) -> anyhow::Result<Option<Batch>> {
         let received = self
             .sqs
             .receive_message()
@@ -150,7 +232,7 @@ impl Poller {
             .await?;
         let messages = received.messages.unwrap_or_default();
         if messages.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let mut receipts = HashMap::new();
         let mut event = SqsEvent::default();
@@ -175,15 +257,34 @@ impl Poller {
             }
             event.records.push(record);
         }
-        // As on Lambda: an error fails the whole batch, otherwise only the listed items stay.
-        let failed: Vec<String> =
-            match sender::handle(&self.services, LambdaEvent::new(event, Context::default())).await {
-                Ok(response) => response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(),
-                Err(e) => {
-                    error!(error = %e, "sender invocation failed; the whole batch stays");
-                    receipts.keys().cloned().collect()
+        Ok(Some(Batch { event, receipts }))
+    }
+
+    /// One sender invocation on `batch`, then the deletes Lambda would make.
+    async fn invoke(&self, batch: Batch) {
+        let Batch { event, receipts } = batch;
+        let invocation = sender::handle(&self.services, LambdaEvent::new(event, Context::default()));
+        let cut_after = self.crashes.as_ref().and_then(Crashes::draw);
+        let outcome = match cut_after {
+            None => invocation.await,
+            // Dropping the invocation stops its records' jobs wherever they are.
+            Some(after) => match tokio::time::timeout(after, invocation).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    self.crashed.fetch_add(1, Ordering::Relaxed);
+                    warn!(queue = %self.url, records = receipts.len(), "sender invocation cut short; its batch stays");
+                    return;
                 }
-            };
+            },
+        };
+        // As on Lambda: an error fails the whole batch, otherwise only the listed items stay.
+        let failed: Vec<String> = match outcome {
+            Ok(response) => response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(),
+            Err(e) => {
+                error!(error = %e, "sender invocation failed; the whole batch stays");
+                return;
+            }
+        };
         let entries: Vec<DeleteMessageBatchRequestEntry> = receipts
             .into_iter()
             .filter(|(id, _)| !failed.contains(id))
@@ -192,9 +293,11 @@ impl Poller {
                 DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(handle).build().ok()
             })
             .collect();
-        if !entries.is_empty() {
-            self.sqs.delete_message_batch().queue_url(&self.url).set_entries(Some(entries)).send().await?;
+        if entries.is_empty() {
+            return;
         }
-        Ok(())
+        if let Err(e) = self.sqs.delete_message_batch().queue_url(&self.url).set_entries(Some(entries)).send().await {
+            warn!(queue = %self.url, error = ?e, "could not delete a finished batch; it comes back and finds its work done");
+        }
     }
 }

@@ -13,7 +13,7 @@ use shared::services::{Services, Timing};
 use twilio_sim::{Account, AccountKind, SimConfig, Simulator};
 
 use crate::provision::{self, Resources};
-use crate::runner::{self, Runner};
+use crate::runner::{self, Crashes, Runner, SenderConcurrency};
 use crate::seed::{self, SeededClinic};
 
 /// The simulator's live account: owns `DEMO_SENDER` and posts signed status callbacks.
@@ -44,7 +44,10 @@ pub struct StackOptions {
     /// Makes the demo admin key reproducible.
     pub key_seed: Option<String>,
     pub clock: Clock,
-    pub pollers_per_lane: usize,
+    /// Sender invocations per lane at once: as deployed unless a test asks otherwise.
+    pub sender_concurrency: SenderConcurrency,
+    /// Sender invocations cut short at random (chaos tests); `None` lets every one finish.
+    pub crashes: Option<Crashes>,
     /// Tick the scheduler at the start of every minute (local runs); tests tick it themselves.
     pub scheduler_ticks: bool,
     /// Each lane's share of a connection's throughput.
@@ -60,7 +63,8 @@ impl StackOptions {
             account: TwilioAccount::Live,
             key_seed: None,
             clock: Clock::system(),
-            pollers_per_lane: 1,
+            sender_concurrency: SenderConcurrency::AsDeployed,
+            crashes: None,
             scheduler_ticks: false,
             shares: shared::rate_limit::Shares::default(),
         }
@@ -147,7 +151,8 @@ impl Stack {
         let runner = Runner::start(
             services.clone(),
             listener,
-            options.pollers_per_lane,
+            options.sender_concurrency,
+            options.crashes,
             options.scheduler_ticks,
             aws_sdk_sqs::Client::new(&aws),
         );
@@ -157,5 +162,10 @@ impl Stack {
     /// The most times each job (by body) was received from its queue so far.
     pub fn receive_counts(&self) -> std::collections::HashMap<String, u32> {
         self.runner.receive_counts()
+    }
+
+    /// How many sender invocations the runner cut short so far.
+    pub fn crashed_invocations(&self) -> usize {
+        self.runner.crashed_invocations()
     }
 }

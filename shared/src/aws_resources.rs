@@ -40,8 +40,11 @@ pub struct QueueSpec {
     pub max_receive_count: u32,
     pub retention_secs: u32,
     pub dlq_retention_secs: u32,
-    /// Records per sender invocation.
+    /// Records per sender invocation (at most 10: more needs a batching window, which delays).
     pub batch_size: u32,
+    /// The most sender invocations working this lane at once: the event source's
+    /// `ScalingConfig.MaximumConcurrency` (2 to 1,000 on AWS). The local runner uses it too.
+    pub maximum_concurrency: u32,
 }
 
 /// The one generic index on `clinics` and `messages`: each item type chooses what its
@@ -95,9 +98,16 @@ pub const SCHEDULER_TIMEOUT_SECS: u32 = 60;
 /// The sender's Lambda timeout; the lanes' visibility timeout is six times this.
 pub const SENDER_TIMEOUT_SECS: u32 = 30;
 
+/// Lambda's guidance for SQS sources: six times the function's timeout, so a batch still being
+/// worked on (with retries of the invocation) is never handed to a second sender.
 const LANE_VISIBILITY_SECS: u32 = 6 * SENDER_TIMEOUT_SECS;
 const FOURTEEN_DAYS: u32 = 14 * 24 * 3600;
+/// SQS's largest batch without a batching window.
+pub const MAX_BATCH_SIZE: u32 = 10;
+/// The smallest `MaximumConcurrency` AWS accepts.
+pub const MIN_MAXIMUM_CONCURRENCY: u32 = 2;
 
+/// Conversation texts: small batches, many invocations (template.yaml gives the reasons).
 pub const INTERACTIVE_QUEUE: QueueSpec = QueueSpec {
     logical_id: "InteractiveQueue",
     dlq_logical_id: "InteractiveDlq",
@@ -106,18 +116,37 @@ pub const INTERACTIVE_QUEUE: QueueSpec = QueueSpec {
     max_receive_count: 20,
     retention_secs: FOURTEEN_DAYS,
     dlq_retention_secs: FOURTEEN_DAYS,
-    batch_size: 10,
+    batch_size: 5,
+    maximum_concurrency: 20,
 };
 
+/// Reminders and scheduled texts: full batches, paced by the connection.
 pub const SCHEDULED_QUEUE: QueueSpec = QueueSpec {
     logical_id: "ScheduledQueue",
     dlq_logical_id: "ScheduledDlq",
     suffix: "scheduled",
+    max_receive_count: 24,
+    batch_size: 10,
+    maximum_concurrency: 10,
     ..INTERACTIVE_QUEUE
 };
 
-pub const BULK_QUEUE: QueueSpec =
-    QueueSpec { logical_id: "BulkQueue", dlq_logical_id: "BulkDlq", suffix: "bulk", ..INTERACTIVE_QUEUE };
+/// Mass alerts: full batches and the fewest invocations AWS allows.
+pub const BULK_QUEUE: QueueSpec = QueueSpec {
+    logical_id: "BulkQueue",
+    dlq_logical_id: "BulkDlq",
+    suffix: "bulk",
+    max_receive_count: 24,
+    batch_size: 10,
+    maximum_concurrency: MIN_MAXIMUM_CONCURRENCY,
+    ..INTERACTIVE_QUEUE
+};
+
+// Bulk must not crowd out the other lanes: it gets fewer invocations than either.
+const _: () = assert!(
+    BULK_QUEUE.maximum_concurrency < SCHEDULED_QUEUE.maximum_concurrency
+        && SCHEDULED_QUEUE.maximum_concurrency <= INTERACTIVE_QUEUE.maximum_concurrency
+);
 
 pub const QUEUES: [QueueSpec; 3] = [INTERACTIVE_QUEUE, SCHEDULED_QUEUE, BULK_QUEUE];
 
@@ -405,8 +434,8 @@ mod tests {
         }
     }
 
-    /// The sender has exactly one SQS event for the lane, with the spec's batch size and partial
-    /// batch failure reporting.
+    /// The sender has exactly one SQS event for the lane, with the spec's batch size, maximum
+    /// concurrency and partial batch failure reporting.
     fn check_lane_event(spec: &QueueSpec, events: &[(&str, &Value)], problems: &mut Problems) {
         let id = spec.logical_id;
         let for_lane: Vec<&Value> = events
@@ -425,6 +454,11 @@ mod tests {
             &format!("SenderFunction's {id} event BatchSize"),
             props.get("BatchSize"),
             spec.batch_size,
+        );
+        problems.check_number(
+            &format!("SenderFunction's {id} event ScalingConfig.MaximumConcurrency"),
+            at(props, "ScalingConfig.MaximumConcurrency"),
+            spec.maximum_concurrency,
         );
         let response_types: Vec<&str> =
             list(props.get("FunctionResponseTypes")).iter().map(|t| text_or_missing(Some(t))).collect();
@@ -668,16 +702,38 @@ mod tests {
 }
 
 #[cfg(test)]
-mod receive_budget {
-    use super::QUEUES;
+mod lane_settings {
+    use super::*;
     use crate::retry_policy::MAX_ATTEMPTS;
 
-    /// Each attempt may be received about twice (once to wait for its slot, once to send), plus
-    /// deferrals: the DLQ must never take a job that is merely waiting.
+    /// Each attempt may be received about three times (to wait for its slot, to send, to
+    /// reconcile an unknown outcome): the DLQ must never take a job that is merely waiting.
     #[test]
     fn lanes_allow_every_attempt_to_wait_before_the_dlq() {
         for q in QUEUES {
             assert!(q.max_receive_count >= 3 * MAX_ATTEMPTS, "{}: {} receives", q.logical_id, q.max_receive_count);
+        }
+    }
+
+    /// Quiet hours hold scheduled and bulk texts, never interactive ones; a hold longer than
+    /// SQS's 12-hour hide takes two receives.
+    #[test]
+    fn held_lanes_allow_quiet_hours_on_top() {
+        for q in [SCHEDULED_QUEUE, BULK_QUEUE] {
+            assert!(q.max_receive_count >= 3 * MAX_ATTEMPTS + 2, "{}: {} receives", q.logical_id, q.max_receive_count);
+        }
+    }
+
+    #[test]
+    fn batch_sizes_and_concurrency_are_within_what_aws_accepts() {
+        for q in QUEUES {
+            assert!((1..=MAX_BATCH_SIZE).contains(&q.batch_size), "{}: batch {}", q.logical_id, q.batch_size);
+            assert!(
+                (MIN_MAXIMUM_CONCURRENCY..=1000).contains(&q.maximum_concurrency),
+                "{}: maximum concurrency {}",
+                q.logical_id,
+                q.maximum_concurrency
+            );
         }
     }
 }

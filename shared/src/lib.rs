@@ -41,6 +41,7 @@ pub mod send_queue;
 pub mod sender_store;
 pub mod sending;
 pub mod services;
+pub mod sqs_batch;
 pub mod status_updates;
 pub mod templates;
 pub mod twilio;

@@ -4,6 +4,7 @@
 
 mod allowances;
 mod api;
+mod chaos;
 mod clinic_data;
 mod events;
 mod flow;

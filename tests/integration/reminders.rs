@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use devstack::runner::SenderConcurrency;
 use serde_json::{Value, json};
 use shared::clock::Clock;
 use shared::contacts::OptOut;
@@ -31,7 +32,7 @@ fn nine_am() -> DateTime<Utc> {
 async fn stack(pollers: usize) -> TestStack {
     TestStack::start_custom(|o| {
         o.clock = Clock::manual(nine_am());
-        o.pollers_per_lane = pollers;
+        o.sender_concurrency = SenderConcurrency::PerLane(pollers);
     })
     .await
 }

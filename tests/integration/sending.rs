@@ -62,7 +62,7 @@ async fn futures_join(t: &TestStack, body: &serde_json::Value) -> Vec<(u16, serd
 
 #[tokio::test]
 async fn two_hundred_texts_on_a_ten_mps_connection_never_exceed_ten_segments_a_second() {
-    let t = TestStack::start_custom(|o| o.pollers_per_lane = 2).await;
+    let t = TestStack::start_custom(|o| o.sender_concurrency = devstack::runner::SenderConcurrency::PerLane(2)).await;
     let clinics = &t.stack.services.clinics;
     let mut connection =
         clinics.connection(&ClinicId::new("demo"), &ConnectionId::new("main")).await.expect("read").expect("exists");

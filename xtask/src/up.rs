@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use devstack::moto::MotoServer;
+use devstack::runner::SenderConcurrency;
 use devstack::stack::{Stack, StackOptions, TwilioAccount};
 use shared::clock::Clock;
 
@@ -21,7 +22,8 @@ pub async fn run() -> anyhow::Result<()> {
         account: TwilioAccount::Live,
         key_seed: Some("demo".into()),
         clock: Clock::system(),
-        pollers_per_lane: 2,
+        sender_concurrency: SenderConcurrency::AsDeployed,
+        crashes: None,
         scheduler_ticks: true,
         shares: shared::rate_limit::Shares::default(),
     };

@@ -1,0 +1,266 @@
+//! An SQS batch with each record on its own: a record whose body cannot be read, or whose job
+//! asks to run again or panics, is reported alone as a batch item failure, and the rest of the
+//! batch is deleted as usual.
+//!
+//! Every record's job runs in its own task (the release profile keeps `panic = "unwind"`, so a
+//! panic ends only that task). The tasks belong to the batch: when the invocation is cut short
+//! (Lambda's timeout, a crash, the local runner's simulated crash) the jobs stop with it rather
+//! than running on unseen, as they would on a real Lambda.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
+use serde::de::DeserializeOwned;
+use tokio::task::JoinSet;
+use tracing::{error, warn};
+
+/// What becomes of a record once its job has run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Done: the record may be deleted.
+    Delete,
+    /// Stays in the queue; SQS delivers it again when it is visible again.
+    Keep,
+}
+
+/// A record's body, read, with what a job needs to act on the record itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery<T> {
+    pub body: T,
+    pub sqs_message_id: Option<String>,
+    pub queue_arn: Option<String>,
+    pub receipt_handle: Option<String>,
+}
+
+/// Runs `job` on every record whose body reads as a `T`, all at once, and reports the records
+/// to keep: unreadable ones, those whose job said [`Disposition::Keep`], and those whose job
+/// panicked. Unreadable bodies are logged by SQS message id only: a body may hold a phone number
+/// or a text.
+pub async fn run<T, J, F>(records: Vec<SqsMessage>, job: J) -> SqsBatchResponse
+where
+    T: DeserializeOwned + Send + 'static,
+    J: Fn(Delivery<T>) -> F + Clone + Send + 'static,
+    F: Future<Output = Disposition> + Send + 'static,
+{
+    let mut dispositions = vec![Disposition::Keep; records.len()];
+    let ids: Vec<Option<String>> = records.iter().map(|r| r.message_id.clone()).collect();
+    let mut tasks = JoinSet::new();
+    let mut position_of_task = HashMap::new();
+    for (position, record) in records.into_iter().enumerate() {
+        let Some(body) = record.body.as_deref().and_then(|body| serde_json::from_str::<T>(body).ok()) else {
+            warn!(sqs_message_id = ?record.message_id, "unreadable record; kept for the DLQ");
+            continue;
+        };
+        let delivery = Delivery {
+            body,
+            sqs_message_id: record.message_id,
+            queue_arn: record.event_source_arn,
+            receipt_handle: record.receipt_handle,
+        };
+        // The job is called inside the task, so even a panic before its first await stays there.
+        let job = job.clone();
+        let task = tasks.spawn(async move { job(delivery).await });
+        position_of_task.insert(task.id(), position);
+    }
+    while let Some(joined) = tasks.join_next_with_id().await {
+        let (task, disposition) = match joined {
+            Ok((task, disposition)) => (task, disposition),
+            Err(join_error) => {
+                let task = join_error.id();
+                let id = position_of_task.get(&task).and_then(|p| ids[*p].as_deref());
+                error!(sqs_message_id = ?id, error = %join_error, "a record's job panicked; kept for a retry");
+                (task, Disposition::Keep)
+            }
+        };
+        if let Some(position) = position_of_task.get(&task) {
+            dispositions[*position] = disposition;
+        }
+    }
+    let mut response = SqsBatchResponse::default();
+    for (id, disposition) in ids.into_iter().zip(dispositions) {
+        match (disposition, id) {
+            (Disposition::Delete, _) => {}
+            (Disposition::Keep, Some(id)) => {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                response.batch_item_failures.push(failure);
+            }
+            // Lambda always names its records; one without a name cannot be reported.
+            (Disposition::Keep, None) => warn!("a record to keep has no SQS message id"),
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tokio::sync::watch;
+
+    use super::*;
+
+    fn record(id: &str, body: Option<&str>) -> SqsMessage {
+        let mut record = SqsMessage::default();
+        record.message_id = Some(id.to_owned());
+        record.body = body.map(str::to_owned);
+        record
+    }
+
+    fn reported(response: &SqsBatchResponse) -> Vec<&str> {
+        response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect()
+    }
+
+    type Finished = Arc<Mutex<Vec<String>>>;
+
+    fn finished(list: &Finished) -> Vec<String> {
+        let mut names = list.lock().map(|l| l.clone()).unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_job_fails_alone_and_the_others_finish() {
+        let done = Finished::default();
+        // The others finish only after the panic, so the batch must outlive it.
+        let (panicked_tx, panicked_rx) = watch::channel(false);
+        let job = {
+            let done = done.clone();
+            move |delivery: Delivery<String>| {
+                let (done, panicked_tx, mut panicked_rx) = (done.clone(), panicked_tx.clone(), panicked_rx.clone());
+                async move {
+                    if delivery.body == "bad" {
+                        panicked_tx.send_replace(true);
+                        panic!("a job that panics");
+                    }
+                    let _ = panicked_rx.wait_for(|panicked| *panicked).await;
+                    if let Ok(mut done) = done.lock() {
+                        done.push(delivery.body);
+                    }
+                    Disposition::Delete
+                }
+            }
+        };
+        let records = vec![
+            record("m1", Some("\"one\"")),
+            record("m2", Some("\"bad\"")),
+            record("m3", Some("\"three\"")),
+            record("m4", Some("\"four\"")),
+        ];
+
+        let response = run(records, job).await;
+
+        assert_eq!(reported(&response), ["m2"]);
+        assert_eq!(finished(&done), ["four", "one", "three"]);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_body_is_reported_alone() {
+        let done = Finished::default();
+        let job = {
+            let done = done.clone();
+            move |delivery: Delivery<String>| {
+                let done = done.clone();
+                async move {
+                    if let Ok(mut done) = done.lock() {
+                        done.push(delivery.body);
+                    }
+                    Disposition::Delete
+                }
+            }
+        };
+        let records = vec![
+            record("m1", Some("\"one\"")),
+            record("m2", Some("{\"not\": \"a string\"")),
+            record("m3", None),
+            record("m4", Some("\"four\"")),
+        ];
+
+        let response = run(records, job).await;
+
+        assert_eq!(reported(&response), ["m2", "m3"]);
+        assert_eq!(finished(&done), ["four", "one"], "every readable record ran, and only those");
+    }
+
+    #[tokio::test]
+    async fn a_record_its_job_keeps_is_reported_in_batch_order() {
+        let job = |delivery: Delivery<u32>| async move {
+            if delivery.body.is_multiple_of(2) { Disposition::Keep } else { Disposition::Delete }
+        };
+        let records = (1..=5).map(|n| record(&format!("m{n}"), Some(&n.to_string()))).collect();
+
+        let response = run(records, job).await;
+
+        assert_eq!(reported(&response), ["m2", "m4"]);
+    }
+
+    #[tokio::test]
+    async fn each_job_gets_its_record_with_its_queue_and_receipt() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let job = {
+            let seen = seen.clone();
+            move |delivery: Delivery<String>| {
+                let seen = seen.clone();
+                async move {
+                    if let Ok(mut seen) = seen.lock() {
+                        seen.push(delivery);
+                    }
+                    Disposition::Delete
+                }
+            }
+        };
+        let mut one = record("m1", Some("\"one\""));
+        one.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:lane".into());
+        one.receipt_handle = Some("receipt-1".into());
+
+        let response = run(vec![one], job).await;
+
+        assert!(reported(&response).is_empty());
+        let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+        assert_eq!(
+            seen,
+            [Delivery {
+                body: "one".to_owned(),
+                sqs_message_id: Some("m1".into()),
+                queue_arn: Some("arn:aws:sqs:us-east-1:000000000000:lane".into()),
+                receipt_handle: Some("receipt-1".into()),
+            }]
+        );
+    }
+
+    /// As when Lambda ends an invocation: its records' jobs stop, none runs on.
+    #[tokio::test]
+    async fn a_batch_cut_short_stops_every_job() {
+        let done = Finished::default();
+        let (started_tx, mut started_rx) = watch::channel(0usize);
+        let (release_tx, release_rx) = watch::channel(false);
+        let job = {
+            let done = done.clone();
+            move |delivery: Delivery<String>| {
+                let (done, started_tx, mut release_rx) = (done.clone(), started_tx.clone(), release_rx.clone());
+                async move {
+                    started_tx.send_modify(|n| *n += 1);
+                    let _ = release_rx.wait_for(|go| *go).await;
+                    if let Ok(mut done) = done.lock() {
+                        done.push(delivery.body);
+                    }
+                    Disposition::Delete
+                }
+            }
+        };
+        let records = vec![record("m1", Some("\"one\"")), record("m2", Some("\"two\""))];
+        let invocation = tokio::spawn(run(records, job));
+        started_rx.wait_for(|n| *n == 2).await.expect("both jobs start");
+
+        invocation.abort();
+        assert!(invocation.await.is_err_and(|e| e.is_cancelled()));
+        // A job still alive would now finish.
+        release_tx.send_replace(true);
+        // Every job, and the batch's copy of the job, drops its receiver once it is gone; the
+        // bound only keeps a failing run from hanging.
+        let gone = tokio::time::timeout(std::time::Duration::from_secs(10), release_tx.closed()).await;
+        assert!(gone.is_ok(), "every job stopped with its batch");
+        assert!(finished(&done).is_empty(), "no job ran on");
+    }
+}
