@@ -99,6 +99,23 @@ impl Runner {
                 error!(error = %e, "local HTTP server stopped");
             }
         })];
+        if scheduler_ticks {
+            tasks.push(tokio::spawn(every_minute(services.clone())));
+        }
+        let mut runner = Self { tasks, receives, crashed };
+        runner.drain_lanes(services, sqs, concurrency, crashes);
+        runner
+    }
+
+    /// Starts draining every lane into the sender built from `services` (benchmarks start them
+    /// once their queues are full, with clients that count requests).
+    pub fn drain_lanes(
+        &mut self,
+        services: Services,
+        sqs: aws_sdk_sqs::Client,
+        concurrency: SenderConcurrency,
+        crashes: Option<Crashes>,
+    ) {
         for (spec, url) in QUEUES.iter().zip(lane_urls(&services)) {
             let invocations = concurrency.for_lane(spec);
             if invocations == 0 {
@@ -109,16 +126,12 @@ impl Runner {
                 sqs: sqs.clone(),
                 url,
                 batch_size: spec.batch_size,
-                receives: receives.clone(),
+                receives: self.receives.clone(),
                 crashes,
-                crashed: crashed.clone(),
+                crashed: self.crashed.clone(),
             };
-            tasks.push(tokio::spawn(Arc::new(lane).run(invocations)));
+            self.tasks.push(tokio::spawn(Arc::new(lane).run(invocations)));
         }
-        if scheduler_ticks {
-            tasks.push(tokio::spawn(every_minute(services)));
-        }
-        Self { tasks, receives, crashed }
     }
 
     pub fn receive_counts(&self) -> HashMap<String, u32> {

@@ -164,6 +164,12 @@ impl Stack {
         self.runner.receive_counts()
     }
 
+    /// Starts draining the lanes into a sender built from `services` (for stacks started with
+    /// no sender invocations).
+    pub fn drain_lanes(&mut self, services: Services, sqs: aws_sdk_sqs::Client, concurrency: SenderConcurrency) {
+        self.runner.drain_lanes(services, sqs, concurrency, None);
+    }
+
     /// How many sender invocations the runner cut short so far.
     pub fn crashed_invocations(&self) -> usize {
         self.runner.crashed_invocations()

@@ -4,6 +4,8 @@
 //! same budget. A per-lane frontier remembers the first window that may still have room, so a
 //! long backlog does not rescan full windows.
 
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::counters_table::CountersTable;
@@ -13,7 +15,9 @@ use crate::rate_limit::{Limits, WINDOW_SECS, WindowUsage, first_fit};
 
 /// How far ahead a slot is searched for before the message is told to come back later.
 const HORIZON_WINDOWS: i64 = 360;
-const CONFLICT_RETRIES: usize = 16;
+/// A refused grant costs one request (it returns the window), so a burst of senders after the
+/// same seconds can afford many.
+const CONFLICT_RETRIES: u64 = 48;
 
 fn lane_name(lane: Lane) -> &'static str {
     match lane {
@@ -77,6 +81,13 @@ impl SnapshotKeys {
     }
 }
 
+/// What a grant came to.
+enum Granted {
+    Yes,
+    /// Someone took the room first; the window as it stands now, when DynamoDB said.
+    No(Option<WindowUsage>),
+}
+
 impl CountersTable {
     async fn window_usage(&self, key: &str, window: i64) -> Result<WindowUsage, StoreError> {
         let out = self
@@ -91,7 +102,7 @@ impl CountersTable {
         Ok(usage_of(out.item.as_ref()))
     }
 
-    /// Grants `segments` in second `second` of `window` if the budget still allows it.
+    /// Tries to grant `segments` in second `second` of `window` if the budget still allows it.
     async fn grant(
         &self,
         key: &str,
@@ -100,7 +111,7 @@ impl CountersTable {
         lane: Lane,
         segments: u32,
         limits: &Limits,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Granted, StoreError> {
         // Every name through a placeholder: TOTAL and others are DynamoDB reserved words.
         let mut update = "ADD #s :n, #total :n SET #expires = :expires".to_owned();
         let mut condition = if segments > limits.per_second {
@@ -139,11 +150,21 @@ impl CountersTable {
                 .expression_attribute_values(":lane_cap", n(cap.saturating_sub(segments)))
                 .expression_attribute_values(":shared_cap", n(limits.scheduled_and_bulk.saturating_sub(segments)));
         }
-        let result = request.update_expression(update).condition_expression(condition).send().await;
-        match result.map_err(StoreError::from) {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(other) => Err(other),
+        let result = request
+            .update_expression(update)
+            .condition_expression(condition)
+            // A refused grant returns the window as it now stands, so the next try needs no read.
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Granted::Yes),
+            Err(err) => match err.into_service_error() {
+                UpdateItemError::ConditionalCheckFailedException(refused) => {
+                    Ok(Granted::No(refused.item.as_ref().map(|item| usage_of(Some(item)))))
+                }
+                other => Err(StoreError::Dynamo(Box::new(other.into()))),
+            },
         }
     }
 
@@ -200,25 +221,31 @@ impl CountersTable {
             None => self.frontier(key, lane).await?,
         };
         let mut window = current.max(frontier);
-        let mut known_usage = snapshot.map(|s| s.usage);
+        let mut known_usage = snapshot.map(|s| s.usage).filter(|_| window == current);
         let mut conflicts = 0;
         while window <= current + HORIZON_WINDOWS * step {
             let from = if window == current { offset } else { 0 };
-            let usage = match known_usage.take().filter(|_| window == current) {
+            let usage = match known_usage.take() {
                 Some(usage) => usage,
                 None => self.window_usage(key, window).await?,
             };
             match first_fit(&usage, limits, lane, segments, from) {
                 Some(second) => {
-                    if self.grant(key, window, second, lane, segments, limits).await? {
-                        let at = DateTime::from_timestamp(window + i64::try_from(second).unwrap_or(0), 0);
-                        return Ok(Some(at.unwrap_or(now).max(now - TimeDelta::seconds(1))));
+                    match self.grant(key, window, second, lane, segments, limits).await? {
+                        Granted::Yes => {
+                            let at = DateTime::from_timestamp(window + i64::try_from(second).unwrap_or(0), 0);
+                            return Ok(Some(at.unwrap_or(now).max(now - TimeDelta::seconds(1))));
+                        }
+                        // Someone took it first: look at this window again, as it now stands.
+                        Granted::No(as_it_stands) => known_usage = as_it_stands,
                     }
-                    // Someone took it first: read this window again.
                     conflicts += 1;
                     if conflicts > CONFLICT_RETRIES {
                         return Ok(None);
                     }
+                    // Many senders after the same second: spread the next tries out.
+                    let jitter = rand::random::<u64>() % (2 * conflicts.min(10) + 1);
+                    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
                 }
                 None => {
                     // The lane's share of this window is spent (or every second is full).

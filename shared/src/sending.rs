@@ -54,8 +54,9 @@ enum Verdict {
     Unknown(String),
 }
 
-/// A reserved slot this close (or this late) is used as it is.
+/// Quiet hours ending this soon are treated as over (SQS hides a job in whole seconds).
 const SLOT_TOLERANCE: TimeDelta = TimeDelta::milliseconds(500);
+/// A job back this long after its reserved second takes a new one: that second has passed.
 const SLOT_TOO_LATE: TimeDelta = TimeDelta::seconds(2);
 /// A slot at most this far ahead is waited for inside the invocation: a few seconds of a sleeping
 /// Lambda cost far less than hiding the job and reading everything again when it comes back.
@@ -85,7 +86,7 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
     if message.status != MessageStatus::Queued {
         return Ok(already_handled(&message));
     }
-    if let Some(slot) = message.send_slot.filter(|slot| *slot > now + SLOT_TOLERANCE) {
+    if let Some(slot) = message.send_slot.filter(|slot| *slot > now) {
         let wait = until(slot, now);
         if wait > WAIT_IN_PLACE {
             return Ok(JobOutcome::RetryLater(wait));
@@ -284,7 +285,9 @@ async fn pace(
         // No room within the hour: look again in a minute.
         return Ok(Pace::Hide(Duration::from_secs(60)));
     };
-    if slot <= now + SLOT_TOLERANCE {
+    // Never before the slot's second: a text sent early lands in the second before, on top of
+    // that second's own.
+    if slot <= now {
         return Ok(Pace::Now);
     }
     let wait = until(slot, now);

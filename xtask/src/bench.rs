@@ -43,7 +43,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("reminders") => reminders(Options::parse(&args[1..])?),
         _ => {
-            eprintln!("{USAGE}");
+            eprintln!("{USAGE}\n  or: {}", crate::bench_sending::USAGE);
             std::process::exit(2)
         }
     }

@@ -6,6 +6,7 @@
 //!   unit and integration tests against a local moto server.
 
 mod bench;
+mod bench_sending;
 mod check;
 mod create_clinic;
 mod up;
@@ -16,12 +17,13 @@ fn main() -> anyhow::Result<()> {
         "up" => up::run(),
         "check" => check::run(),
         "create-clinic" => create_clinic::run(&args[1..]),
+        "bench" if args.get(1).map(String::as_str) == Some("sending") => bench_sending::run(&args[2..]),
         "bench" => bench::run(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <up|check|create-clinic|bench>\n  up             run the whole system locally\n  \
                  check          run every check and test\n  create-clinic  (operator) create a clinic and its first admin key\n  \
-                 bench          benchmarks against a local moto server: `bench reminders` (one scheduler tick)"
+                 bench          benchmarks against a local moto server: `bench reminders` (one scheduler tick), `bench sending` (throughput and priority)"
             );
             std::process::exit(2)
         }
