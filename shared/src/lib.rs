@@ -3,7 +3,7 @@
 //! - Rules (no I/O): [`phone`], [`message_status`], [`message`], [`reason`], [`retry_policy`],
 //!   [`api_keys`], [`twilio::signature`], [`twilio::status`], [`twilio::error_catalogue`].
 //! - Adapters: [`messages_table`], [`clinics_table`] (DynamoDB), [`send_queue`] (SQS),
-//!   [`twilio::client`] (Twilio REST).
+//!   [`twilio::client`] (Twilio REST), [`metrics`] (CloudWatch EMF on stdout).
 //! - Use cases the functions call: [`outbound`], [`sending`], [`status_updates`], [`access`].
 
 pub mod access;
@@ -26,6 +26,7 @@ pub mod ids;
 pub mod message;
 pub mod message_status;
 pub mod messages_table;
+pub mod metrics;
 pub mod onboarding;
 pub mod outbound;
 pub mod pacing;
