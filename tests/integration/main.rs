@@ -5,6 +5,7 @@
 mod allowances;
 mod api;
 mod clinic_data;
+mod error_codes;
 mod events;
 mod flow;
 mod lanes;

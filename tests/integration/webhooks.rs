@@ -115,6 +115,18 @@ async fn a_late_callback_without_a_code_keeps_the_stored_error() {
     let shown = s.shown().await;
     assert_eq!(shown["status"], "undelivered");
     assert_eq!(shown["error"]["code"], 30005);
+
+    // The error is shown with the catalogue's words, on the message and on its history entry,
+    // the same as the catalogue endpoint gives.
+    let catalogue = shared::twilio::error_catalogue::lookup(30005).expect("30005 explained");
+    assert_eq!(shown["error"]["description"], catalogue.description);
+    assert_eq!(shown["error"]["common_cause"], catalogue.common_cause);
+    assert_eq!(shown["error"]["what_to_do"], catalogue.what_to_do);
+    let entry = shown["history"].as_array().and_then(|h| h.iter().find(|e| e["error_code"] == 30005)).cloned();
+    assert_eq!(entry.map(|e| e["error_description"].clone()), Some(Value::from(catalogue.description)));
+    let served = s.t.http.get(s.t.url("/v1/error-codes/30005")).bearer_auth(s.t.key()).send().await.expect("answers");
+    let (status, served, _) = crate::support::read(served).await;
+    assert_eq!((status, &served["description"]), (200, &shown["error"]["description"]));
 }
 
 #[tokio::test]
