@@ -4,7 +4,8 @@
 //!   [`api_keys`], [`twilio::signature`], [`twilio::status`], [`twilio::error_catalogue`].
 //! - Adapters: [`messages_table`], [`clinics_table`] (DynamoDB), [`send_queue`] (SQS),
 //!   [`twilio::client`] (Twilio REST), [`metrics`] (CloudWatch EMF on stdout).
-//! - Use cases the functions call: [`outbound`], [`sending`], [`status_updates`], [`access`].
+//! - Use cases the functions call: [`outbound`], [`sending`], [`status_updates`], [`status_checks`],
+//!   [`access`].
 
 pub mod access;
 pub mod api_keys;
@@ -41,6 +42,7 @@ pub mod segments;
 pub mod send_queue;
 pub mod sending;
 pub mod services;
+pub mod status_checks;
 pub mod status_updates;
 pub mod templates;
 pub mod twilio;

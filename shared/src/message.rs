@@ -13,6 +13,11 @@ use crate::twilio::status::to_message_status;
 /// Twilio's limit for one message body, in characters.
 pub const MAX_BODY_CHARS: usize = 1600;
 
+/// How often Twilio is asked for an attempt's status when no callback comes. Some carriers
+/// never send delivery receipts, so a text can rightly stay `sent`: after this many checks
+/// without news we stop asking.
+pub const MAX_STATUS_CHECKS: u32 = 5;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
     #[error("the message body is empty")]
@@ -164,6 +169,9 @@ pub struct Message {
     /// While `deferred`: when quiet hours end and it goes.
     #[serde(default)]
     pub deferred_until: Option<DateTime<Utc>>,
+    /// Times Twilio was asked for the status since it last changed, because no callback came.
+    #[serde(default)]
+    pub status_checks: u32,
 }
 
 /// A status callback from Twilio, already verified and parsed.
@@ -186,6 +194,8 @@ pub enum Refused {
     StaleAttempt { expected: u32, found: u32 },
     #[error("callback already recorded")]
     DuplicateCallback,
+    #[error("Twilio SID {0} is not the current attempt's")]
+    OtherSid(String),
 }
 
 impl Message {
@@ -220,6 +230,7 @@ impl Message {
             credit_retry_at: None,
             send_slot: None,
             deferred_until: None,
+            status_checks: 0,
         }
     }
 
@@ -293,6 +304,7 @@ impl Message {
             credit_retry_at: None,
             send_slot: None,
             deferred_until: None,
+            status_checks: 0,
         }
     }
 
@@ -493,6 +505,57 @@ impl Message {
         Ok(next)
     }
 
+    /// Whether Twilio holds the current attempt and we still wait for its final word, so asking
+    /// Twilio could bring news that a lost callback did not.
+    pub fn awaits_status(&self) -> bool {
+        matches!(self.status, MessageStatus::Submitted | MessageStatus::Sent)
+            && self.twilio_sid.is_some()
+            && self.status_checks < MAX_STATUS_CHECKS
+    }
+
+    /// What Twilio answered when asked for the current attempt's status. News is recorded as
+    /// its callback would have been (and deduplicated with it, should it still come); no news
+    /// counts the check, so the next one comes later and they stop after `MAX_STATUS_CHECKS`.
+    pub fn with_fetched_status(
+        &self,
+        sid: &str,
+        twilio_status: &str,
+        error_code: Option<u32>,
+        now: DateTime<Utc>,
+    ) -> Result<Self, Refused> {
+        if !self.awaits_status() {
+            return Err(Refused::WrongStatus(self.status, MessageStatus::Sent));
+        }
+        if self.twilio_sid.as_deref() != Some(sid) {
+            return Err(Refused::OtherSid(sid.to_owned()));
+        }
+        let reported = StatusCallback {
+            message_sid: sid.to_owned(),
+            message_status: twilio_status.to_owned(),
+            error_code,
+            raw_dlr_done_date: None,
+            attempt: Some(self.attempt),
+        };
+        match self.with_callback(&reported, now) {
+            Ok(mut next) if next.history.last().is_some_and(|h| h.applied) => {
+                if let Some(entry) = next.history.last_mut() {
+                    entry.note = Some("asked Twilio: its callback never came".to_owned());
+                }
+                Ok(next)
+            }
+            _ => Ok(self.status_unchanged_at_twilio(now)),
+        }
+    }
+
+    /// A status check that brought no news.
+    pub fn status_unchanged_at_twilio(&self, now: DateTime<Utc>) -> Self {
+        let mut next = self.clone();
+        next.status_checks += 1;
+        next.version = self.version + 1;
+        next.updated_at = now;
+        next
+    }
+
     fn require(&self, status: MessageStatus) -> Result<(), Refused> {
         if self.status == status { Ok(()) } else { Err(Refused::WrongStatus(self.status, status)) }
     }
@@ -509,6 +572,8 @@ impl Message {
         debug_assert!(self.status.can_become(to), "{} → {to}", self.status);
         let mut next = self.clone();
         next.status = to;
+        // A new status is news: a later silence is counted afresh.
+        next.status_checks = 0;
         next.version = self.version + 1;
         next.updated_at = now;
         next
@@ -739,6 +804,39 @@ mod tests {
             apply(&m, &[callback("SM1", "undelivered", Some(30003)), callback("SM1", "undelivered", Some(30005))]);
         assert_eq!(two_codes.failure.and_then(|f| f.code), Some(30003));
         assert_eq!(two_codes.history.iter().filter(|h| h.actor == Actor::Twilio).count(), 2);
+    }
+
+    #[test]
+    fn asking_twilio_records_news_as_its_callback_would_and_counts_silence() {
+        let m = submitted("SM1");
+        assert!(m.awaits_status());
+        let Ok(delivered) = m.with_fetched_status("SM1", "delivered", None, t0()) else { panic!("recorded") };
+        assert_eq!((delivered.status, delivered.status_checks), (Delivered, 0));
+        let last = delivered.history.last().map(|h| (h.actor, h.applied, h.note.is_some()));
+        assert_eq!(last, Some((Actor::Twilio, true, true)));
+        assert!(!delivered.awaits_status(), "final: nothing more to ask");
+        // The lost callback arriving after all is the same fact: not recorded twice.
+        assert_eq!(delivered.with_callback(&callback("SM1", "delivered", None), t0()), Err(Refused::DuplicateCallback));
+
+        let Ok(undelivered) = m.with_fetched_status("SM1", "undelivered", Some(30003), t0()) else { panic!("ok") };
+        assert_eq!((undelivered.status, undelivered.failure.and_then(|f| f.code)), (Undelivered, Some(30003)));
+
+        // Twilio still holds it: no history entry, one more check counted, until we stop asking.
+        let mut held = m.clone();
+        for checks in 1..=MAX_STATUS_CHECKS {
+            let Ok(next) = held.with_fetched_status("SM1", "queued", None, t0()) else { panic!("counted") };
+            assert_eq!((next.status, next.status_checks, next.history.len()), (Submitted, checks, m.history.len()));
+            held = next;
+        }
+        assert!(!held.awaits_status());
+        assert!(held.with_fetched_status("SM1", "sent", None, t0()).is_err());
+        // A status change starts the count again.
+        let Ok(sent) = apply(&m, &[callback("SM1", "sent", None)]).with_fetched_status("SM1", "sent", None, t0())
+        else {
+            panic!("counted")
+        };
+        assert_eq!((sent.status, sent.status_checks), (Sent, 1));
+        assert!(m.with_fetched_status("SMother", "delivered", None, t0()).is_err(), "another attempt's SID");
     }
 
     #[test]

@@ -11,5 +11,6 @@ mod flow;
 mod lanes;
 mod reminders;
 mod sending;
+mod status_checks;
 mod support;
 mod webhooks;
