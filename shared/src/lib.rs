@@ -3,8 +3,9 @@
 //! - Rules (no I/O): [`phone`], [`message_status`], [`message`], [`reason`], [`retry_policy`],
 //!   [`api_keys`], [`twilio::signature`], [`twilio::status`], [`twilio::error_catalogue`].
 //! - Adapters: [`messages_table`], [`clinics_table`] (DynamoDB), [`send_queue`] (SQS),
-//!   [`twilio::client`] (Twilio REST).
-//! - Use cases the functions call: [`outbound`], [`sending`], [`status_updates`], [`access`].
+//!   [`twilio::client`] (Twilio REST), [`metrics`] (CloudWatch EMF on stdout).
+//! - Use cases the functions call: [`outbound`], [`sending`], [`status_updates`], [`status_checks`],
+//!   [`access`].
 
 pub mod access;
 pub mod api_keys;
@@ -26,6 +27,7 @@ pub mod ids;
 pub mod message;
 pub mod message_status;
 pub mod messages_table;
+pub mod metrics;
 pub mod onboarding;
 pub mod outbound;
 pub mod pacing;
@@ -42,6 +44,7 @@ pub mod sender_store;
 pub mod sending;
 pub mod services;
 pub mod sqs_batch;
+pub mod status_checks;
 pub mod status_updates;
 pub mod templates;
 pub mod twilio;

@@ -13,6 +13,11 @@ use crate::twilio::status::to_message_status;
 /// Twilio's limit for one message body, in characters.
 pub const MAX_BODY_CHARS: usize = 1600;
 
+/// How often Twilio is asked for an attempt's status when no callback comes. Some carriers
+/// never send delivery receipts, so a text can rightly stay `sent`: after this many checks
+/// without news we stop asking.
+pub const MAX_STATUS_CHECKS: u32 = 5;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
     #[error("the message body is empty")]
@@ -164,6 +169,9 @@ pub struct Message {
     /// While `deferred`: when quiet hours end and it goes.
     #[serde(default)]
     pub deferred_until: Option<DateTime<Utc>>,
+    /// Times Twilio was asked for the status since it last changed, because no callback came.
+    #[serde(default)]
+    pub status_checks: u32,
 }
 
 /// A status callback from Twilio, already verified and parsed.
@@ -186,6 +194,8 @@ pub enum Refused {
     StaleAttempt { expected: u32, found: u32 },
     #[error("callback already recorded")]
     DuplicateCallback,
+    #[error("Twilio SID {0} is not the current attempt's")]
+    OtherSid(String),
 }
 
 impl Message {
@@ -220,6 +230,7 @@ impl Message {
             credit_retry_at: None,
             send_slot: None,
             deferred_until: None,
+            status_checks: 0,
         }
     }
 
@@ -293,6 +304,7 @@ impl Message {
             credit_retry_at: None,
             send_slot: None,
             deferred_until: None,
+            status_checks: 0,
         }
     }
 
@@ -432,7 +444,8 @@ impl Message {
     }
 
     /// Applies a status callback. The message moves only forward and only for its current
-    /// attempt; anything else is kept in the history. A callback seen before is refused.
+    /// attempt; anything else is kept in the history. A callback seen before (same SID, status
+    /// and error code) is refused. A stored error code is never erased by a later callback.
     pub fn with_callback(&self, callback: &StatusCallback, now: DateTime<Utc>) -> Result<Self, Refused> {
         let seen = self.history.iter().any(|h| {
             h.actor == Actor::Twilio
@@ -451,6 +464,14 @@ impl Message {
         };
         let advances =
             current_attempt && mapped.is_some_and(|to| self.status.can_become(to) && to != MessageStatus::Queued);
+        // Twilio may report a final status once without its code and once with it, in either
+        // order: the code is what the clinic needs, so it is taken whenever it comes.
+        let adds_code = current_attempt
+            && !advances
+            && self.status.is_final()
+            && mapped == Some(self.status)
+            && callback.error_code.is_some()
+            && self.failure.as_ref().and_then(|f| f.code).is_none();
         let mut next = self.clone();
         let mut entry = HistoryEntry {
             at: now,
@@ -461,7 +482,7 @@ impl Message {
             twilio_sid: Some(callback.message_sid.clone()),
             error_code: callback.error_code,
             raw_dlr_done_date: callback.raw_dlr_done_date.clone(),
-            applied: advances,
+            applied: advances || adds_code,
             note: None,
         };
         if advances && let Some(to) = mapped {
@@ -471,6 +492,10 @@ impl Message {
             if let Some(code) = callback.error_code {
                 next.failure = Some(Failure::twilio(code, None));
             }
+        } else if adds_code && let Some(code) = callback.error_code {
+            let failure = next.failure.get_or_insert_with(Failure::default);
+            failure.code = Some(code);
+            entry.note = Some("error code reported after the status".to_owned());
         } else if !current_attempt {
             entry.note = Some("callback for an earlier attempt".to_owned());
         }
@@ -478,6 +503,57 @@ impl Message {
         next.version = self.version + 1;
         next.updated_at = now;
         Ok(next)
+    }
+
+    /// Whether Twilio holds the current attempt and we still wait for its final word, so asking
+    /// Twilio could bring news that a lost callback did not.
+    pub fn awaits_status(&self) -> bool {
+        matches!(self.status, MessageStatus::Submitted | MessageStatus::Sent)
+            && self.twilio_sid.is_some()
+            && self.status_checks < MAX_STATUS_CHECKS
+    }
+
+    /// What Twilio answered when asked for the current attempt's status. News is recorded as
+    /// its callback would have been (and deduplicated with it, should it still come); no news
+    /// counts the check, so the next one comes later and they stop after `MAX_STATUS_CHECKS`.
+    pub fn with_fetched_status(
+        &self,
+        sid: &str,
+        twilio_status: &str,
+        error_code: Option<u32>,
+        now: DateTime<Utc>,
+    ) -> Result<Self, Refused> {
+        if !self.awaits_status() {
+            return Err(Refused::WrongStatus(self.status, MessageStatus::Sent));
+        }
+        if self.twilio_sid.as_deref() != Some(sid) {
+            return Err(Refused::OtherSid(sid.to_owned()));
+        }
+        let reported = StatusCallback {
+            message_sid: sid.to_owned(),
+            message_status: twilio_status.to_owned(),
+            error_code,
+            raw_dlr_done_date: None,
+            attempt: Some(self.attempt),
+        };
+        match self.with_callback(&reported, now) {
+            Ok(mut next) if next.history.last().is_some_and(|h| h.applied) => {
+                if let Some(entry) = next.history.last_mut() {
+                    entry.note = Some("asked Twilio: its callback never came".to_owned());
+                }
+                Ok(next)
+            }
+            _ => Ok(self.status_unchanged_at_twilio(now)),
+        }
+    }
+
+    /// A status check that brought no news.
+    pub fn status_unchanged_at_twilio(&self, now: DateTime<Utc>) -> Self {
+        let mut next = self.clone();
+        next.status_checks += 1;
+        next.version = self.version + 1;
+        next.updated_at = now;
+        next
     }
 
     fn require(&self, status: MessageStatus) -> Result<(), Refused> {
@@ -496,6 +572,8 @@ impl Message {
         debug_assert!(self.status.can_become(to), "{} → {to}", self.status);
         let mut next = self.clone();
         next.status = to;
+        // A new status is news: a later silence is counted afresh.
+        next.status_checks = 0;
         next.version = self.version + 1;
         next.updated_at = now;
         next
@@ -589,6 +667,176 @@ mod tests {
             let from_twilio = end.history.iter().filter(|h| h.actor == Actor::Twilio).count();
             assert_eq!(from_twilio, 2, "each callback recorded once: {order:?}");
         }
+    }
+
+    /// Every distinct arrival order of `callbacks`, each delivered twice.
+    fn every_order_twice(callbacks: &[StatusCallback]) -> Vec<Vec<StatusCallback>> {
+        fn orders(
+            left: &mut Vec<StatusCallback>,
+            prefix: &mut Vec<StatusCallback>,
+            out: &mut Vec<Vec<StatusCallback>>,
+        ) {
+            if left.is_empty() {
+                out.push(prefix.clone());
+                return;
+            }
+            let mut tried: Vec<StatusCallback> = Vec::new();
+            for i in 0..left.len() {
+                if tried.contains(&left[i]) {
+                    continue;
+                }
+                tried.push(left[i].clone());
+                let next = left.remove(i);
+                prefix.push(next.clone());
+                orders(left, prefix, out);
+                prefix.pop();
+                left.insert(i, next);
+            }
+        }
+        let mut twice: Vec<StatusCallback> = callbacks.iter().flat_map(|c| [c.clone(), c.clone()]).collect();
+        let mut out = Vec::new();
+        orders(&mut twice, &mut Vec::new(), &mut out);
+        out
+    }
+
+    /// A callback as the history shows it: Twilio's status, its error code, whether it applied.
+    type RecordedCallback = (String, Option<u32>, bool);
+
+    /// What should happen, written independently of the state machine: statuses rank
+    /// submitted < sent < final; the first final status to arrive stays; an error code for the
+    /// final status is taken whenever it arrives. Returns the final status, the error code and,
+    /// per distinct callback in arrival order, whether it changed the message.
+    fn expected(order: &[StatusCallback]) -> (MessageStatus, Option<u32>, Vec<RecordedCallback>) {
+        let rank = |s: MessageStatus| match s {
+            Submitted => 1,
+            Sent => 2,
+            _ => 3,
+        };
+        let (mut status, mut code, mut seen) = (Submitted, None, Vec::new());
+        for cb in order {
+            let key = (cb.message_status.clone(), cb.error_code);
+            if seen.iter().any(|(s, c, _)| (s, c) == (&key.0, &key.1)) {
+                continue;
+            }
+            let Some(to) = to_message_status(&cb.message_status) else { panic!("known status") };
+            let advances = rank(status) < 3 && rank(to) > rank(status);
+            let adds_code = !advances && rank(status) == 3 && to == status && code.is_none() && cb.error_code.is_some();
+            if advances {
+                status = to;
+            }
+            if (advances || adds_code) && cb.error_code.is_some() {
+                code = cb.error_code;
+            }
+            seen.push((key.0, key.1, advances || adds_code));
+        }
+        (status, code, seen)
+    }
+
+    #[test]
+    fn callbacks_in_every_order_each_twice_end_in_the_right_state_and_history() {
+        let with_dlr = |mut cb: StatusCallback| {
+            cb.raw_dlr_done_date = Some("2611232201".into());
+            cb
+        };
+        let scenarios = [
+            vec![
+                callback("SM1", "queued", None),
+                callback("SM1", "sent", None),
+                with_dlr(callback("SM1", "delivered", None)),
+            ],
+            vec![
+                callback("SM1", "queued", None),
+                callback("SM1", "sent", None),
+                with_dlr(callback("SM1", "undelivered", Some(30003))),
+            ],
+            vec![
+                callback("SM1", "sent", None),
+                callback("SM1", "failed", Some(30007)),
+                callback("SM1", "failed", None),
+            ],
+            // Contradicting final reports: the first one to arrive stands.
+            vec![
+                callback("SM1", "sent", None),
+                callback("SM1", "delivered", None),
+                callback("SM1", "undelivered", Some(30005)),
+            ],
+        ];
+        let mut orders_checked = 0;
+        for callbacks in scenarios {
+            for order in every_order_twice(&callbacks) {
+                let end = apply(&submitted("SM1"), &order);
+                let (status, code, entries) = expected(&order);
+                assert_eq!(end.status, status, "{order:?}");
+                assert_eq!(end.failure.as_ref().and_then(|f| f.code), code, "{order:?}");
+                let recorded: Vec<_> = end
+                    .history
+                    .iter()
+                    .filter(|h| h.actor == Actor::Twilio)
+                    .map(|h| (h.twilio_status.clone().unwrap_or_default(), h.error_code, h.applied))
+                    .collect();
+                assert_eq!(recorded, entries, "{order:?}");
+                let dlr_kept =
+                    end.history.iter().filter(|h| h.raw_dlr_done_date.as_deref() == Some("2611232201")).count();
+                let dlr_sent = callbacks.iter().filter(|c| c.raw_dlr_done_date.is_some()).count();
+                assert_eq!(dlr_kept, dlr_sent, "{order:?}");
+                assert!(
+                    end.history
+                        .iter()
+                        .filter(|h| h.actor == Actor::Twilio)
+                        .all(|h| h.twilio_sid.as_deref() == Some("SM1"))
+                );
+                orders_checked += 1;
+            }
+        }
+        // 6 callbacks with 3 distinct ones: 6! / 2!^3 = 90 orders per scenario.
+        assert_eq!(orders_checked, 4 * 90);
+    }
+
+    #[test]
+    fn an_error_code_reported_after_its_status_is_taken_and_never_erased() {
+        let m = submitted("SM1");
+        let late_code = apply(&m, &[callback("SM1", "failed", None), callback("SM1", "failed", Some(30007))]);
+        assert_eq!((late_code.status, late_code.failure.and_then(|f| f.code)), (Failed, Some(30007)));
+        let code_first = apply(&m, &[callback("SM1", "failed", Some(30007)), callback("SM1", "failed", None)]);
+        assert_eq!((code_first.status, code_first.failure.and_then(|f| f.code)), (Failed, Some(30007)));
+        // A different code for a status that already has one does not replace it.
+        let two_codes =
+            apply(&m, &[callback("SM1", "undelivered", Some(30003)), callback("SM1", "undelivered", Some(30005))]);
+        assert_eq!(two_codes.failure.and_then(|f| f.code), Some(30003));
+        assert_eq!(two_codes.history.iter().filter(|h| h.actor == Actor::Twilio).count(), 2);
+    }
+
+    #[test]
+    fn asking_twilio_records_news_as_its_callback_would_and_counts_silence() {
+        let m = submitted("SM1");
+        assert!(m.awaits_status());
+        let Ok(delivered) = m.with_fetched_status("SM1", "delivered", None, t0()) else { panic!("recorded") };
+        assert_eq!((delivered.status, delivered.status_checks), (Delivered, 0));
+        let last = delivered.history.last().map(|h| (h.actor, h.applied, h.note.is_some()));
+        assert_eq!(last, Some((Actor::Twilio, true, true)));
+        assert!(!delivered.awaits_status(), "final: nothing more to ask");
+        // The lost callback arriving after all is the same fact: not recorded twice.
+        assert_eq!(delivered.with_callback(&callback("SM1", "delivered", None), t0()), Err(Refused::DuplicateCallback));
+
+        let Ok(undelivered) = m.with_fetched_status("SM1", "undelivered", Some(30003), t0()) else { panic!("ok") };
+        assert_eq!((undelivered.status, undelivered.failure.and_then(|f| f.code)), (Undelivered, Some(30003)));
+
+        // Twilio still holds it: no history entry, one more check counted, until we stop asking.
+        let mut held = m.clone();
+        for checks in 1..=MAX_STATUS_CHECKS {
+            let Ok(next) = held.with_fetched_status("SM1", "queued", None, t0()) else { panic!("counted") };
+            assert_eq!((next.status, next.status_checks, next.history.len()), (Submitted, checks, m.history.len()));
+            held = next;
+        }
+        assert!(!held.awaits_status());
+        assert!(held.with_fetched_status("SM1", "sent", None, t0()).is_err());
+        // A status change starts the count again.
+        let Ok(sent) = apply(&m, &[callback("SM1", "sent", None)]).with_fetched_status("SM1", "sent", None, t0())
+        else {
+            panic!("counted")
+        };
+        assert_eq!((sent.status, sent.status_checks), (Sent, 1));
+        assert!(m.with_fetched_status("SMother", "delivered", None, t0()).is_err(), "another attempt's SID");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::message_status::MessageStatus;
 const SORT_KEY: &str = "MESSAGE";
 const CREDIT_RETRY: &str = "CREDIT_RETRY";
 const APPROVAL_EXPIRY: &str = "APPROVAL_EXPIRY";
+const AWAITING_STATUS: &str = "AWAITING_STATUS";
 /// Texts waiting for approval longer than this expire (the approval view shows 30 days).
 pub const APPROVAL_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::days(30);
 /// Optimistic writes retried this many times before giving up on a hot item. A message has at
@@ -58,6 +59,8 @@ impl MessagesTable {
         let due = match (message.credit_retry_at, message.status) {
             (Some(at), _) => Some((CREDIT_RETRY, at)),
             (None, MessageStatus::AwaitingApproval) => Some((APPROVAL_EXPIRY, message.created_at + APPROVAL_LIFETIME)),
+            // Keyed by the last write: every callback or check moves it on.
+            (None, _) if message.awaits_status() => Some((AWAITING_STATUS, message.updated_at)),
             _ => None,
         };
         if let Some((kind, at)) = due {
@@ -74,6 +77,11 @@ impl MessagesTable {
     /// Texts that have waited for approval longer than 30 days at `now`.
     pub async fn approvals_expired(&self, now: DateTime<Utc>) -> Result<Vec<MessageId>, StoreError> {
         self.due(APPROVAL_EXPIRY, now).await
+    }
+
+    /// Messages Twilio holds that have had no news (no callback, no check) since `quiet_since`.
+    pub async fn awaiting_status_since(&self, quiet_since: DateTime<Utc>) -> Result<Vec<MessageId>, StoreError> {
+        self.due(AWAITING_STATUS, quiet_since).await
     }
 
     async fn due(&self, kind: &str, now: DateTime<Utc>) -> Result<Vec<MessageId>, StoreError> {

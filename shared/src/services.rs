@@ -25,6 +25,8 @@ use crate::twilio::client::TwilioClient;
 pub struct Timing {
     pub twilio_timeout: Duration,
     pub lease: TimeDelta,
+    /// How long a message Twilio holds may go without news before the scheduler asks Twilio.
+    pub status_check_after: TimeDelta,
 }
 
 impl Timing {
@@ -34,13 +36,22 @@ impl Timing {
         let factor = factor.max(1);
         let twilio_timeout = (self.twilio_timeout / factor).max(Duration::from_secs(1));
         let floor = TimeDelta::from_std(twilio_timeout * 2).unwrap_or(self.lease);
-        Self { twilio_timeout, lease: (self.lease / i32::try_from(factor).unwrap_or(i32::MAX)).max(floor) }
+        Self {
+            twilio_timeout,
+            lease: (self.lease / i32::try_from(factor).unwrap_or(i32::MAX)).max(floor),
+            status_check_after: self.status_check_after,
+        }
     }
 }
 
 impl Default for Timing {
     fn default() -> Self {
-        Self { twilio_timeout: Duration::from_secs(10), lease: TimeDelta::seconds(45) }
+        // Twilio may queue a text for up to 10 hours; five checks two hours apart cover that.
+        Self {
+            twilio_timeout: Duration::from_secs(10),
+            lease: TimeDelta::seconds(45),
+            status_check_after: TimeDelta::hours(2),
+        }
     }
 }
 

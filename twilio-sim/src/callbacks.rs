@@ -52,6 +52,9 @@ pub(crate) fn schedule(state: &Arc<SimState>, message_sid: String, outcome: Outc
             let Some(message) = advance(state, &message_sid, status, error_code, now) else {
                 return;
             };
+            if state.callbacks_lost_for(&message.to) {
+                continue;
+            }
             if let Some(callback) = Callback::for_step(state, message, status, error_code, now) {
                 post(&state.http, callback).await;
             }

@@ -32,13 +32,16 @@ enum OutcomeName {
     Hold,
 }
 
-/// `{"to": "+1…", "outcome": "deliver" | "undelivered" | "failed" | "hold", "error_code": 30003}`;
-/// `error_code` is required for the two failing outcomes.
+/// `{"to": "+1…", "outcome": "deliver" | "undelivered" | "failed" | "hold", "error_code": 30003,
+/// "lose_callbacks": true}`; `error_code` is required for the two failing outcomes;
+/// `lose_callbacks` (default false) plays the outcome out without posting its callbacks.
 #[derive(Debug, Deserialize)]
 struct OverrideRequest {
     to: String,
     outcome: OutcomeName,
     error_code: Option<u32>,
+    #[serde(default)]
+    lose_callbacks: bool,
 }
 
 async fn set_override(State(state): State<Arc<SimState>>, Json(request): Json<OverrideRequest>) -> Response {
@@ -53,6 +56,9 @@ async fn set_override(State(state): State<Arc<SimState>>, Json(request): Json<Ov
         }
     };
     state.set_override(&request.to, outcome);
+    if request.lose_callbacks {
+        state.lose_callbacks_to(&request.to);
+    }
     StatusCode::NO_CONTENT.into_response()
 }
 

@@ -119,6 +119,13 @@ impl Simulator {
         self.state.set_override(to, outcome);
     }
 
+    /// Status callbacks for messages to `to` (exact string) are lost from now on: the messages
+    /// still move on and show so when fetched or listed.
+    pub fn lose_callbacks_to(&self, to: &str) {
+        self.state.lose_callbacks_to(to);
+    }
+
+    /// Clears every override and lost-callback destination.
     pub fn clear_overrides(&self) {
         self.state.clear_overrides();
     }

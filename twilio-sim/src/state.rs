@@ -27,6 +27,9 @@ pub(crate) struct SimState {
     pub requests: Mutex<Vec<RecordedRequest>>,
     /// Keyed by the exact `To` string.
     pub overrides: Mutex<HashMap<String, Outcome>>,
+    /// Destinations whose status callbacks are lost on the way (exact `To`): the messages still
+    /// move on at Twilio, as when our endpoint answered 5xx and Twilio did not retry.
+    pub lost_callbacks: Mutex<std::collections::HashSet<String>>,
     /// Faults to inject into create requests.
     pub faults: Faults,
     /// Message lifecycles still to play out; `callbacks_settled` waits for zero.
@@ -50,6 +53,7 @@ impl SimState {
             messages: Mutex::default(),
             requests: Mutex::default(),
             overrides: Mutex::default(),
+            lost_callbacks: Mutex::default(),
             faults: Faults::default(),
             pending_lifecycles: watch::Sender::new(0),
         })
@@ -69,6 +73,15 @@ impl SimState {
 
     pub fn clear_overrides(&self) {
         lock(&self.overrides).clear();
+        lock(&self.lost_callbacks).clear();
+    }
+
+    pub fn lose_callbacks_to(&self, to: &str) {
+        lock(&self.lost_callbacks).insert(to.to_owned());
+    }
+
+    pub fn callbacks_lost_for(&self, to: &str) -> bool {
+        lock(&self.lost_callbacks).contains(to)
     }
 
     pub fn messages(&self) -> Vec<SimMessage> {

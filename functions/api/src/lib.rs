@@ -5,6 +5,7 @@ mod appointments;
 mod auth;
 mod checks;
 mod clinic_data;
+mod error_codes;
 mod json_input;
 mod messages;
 mod problem;
@@ -28,6 +29,7 @@ pub fn router(services: Services) -> Router {
     let mut router = Router::new()
         .route("/v1/messages", post(messages::create))
         .route("/v1/messages/{id}", get(messages::show))
+        .route("/v1/error-codes/{code}", get(error_codes::show))
         .route("/v1/clinic", get(settings::show).put(settings::replace))
         .route("/v1/clinic/credits", post(settings::top_up))
         .route("/v1/api-keys", post(settings::issue_key))

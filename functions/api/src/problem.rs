@@ -41,6 +41,14 @@ impl Problem {
         }
     }
 
+    /// A path segment that cannot be what the route expects (e.g. a word where a number goes).
+    pub fn bad_path_parameter(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.into()),
+            ..Self::new(StatusCode::BAD_REQUEST, "invalid-path-parameter", "A path parameter is not valid", detail)
+        }
+    }
+
     pub fn conflict(slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, slug, title, detail)
     }

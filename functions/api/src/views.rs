@@ -25,7 +25,22 @@ pub struct MessageView<'a> {
     pub created_by: Option<&'a str>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    pub history: &'a [HistoryEntry],
+    pub history: Vec<HistoryView<'a>>,
+}
+
+/// A history entry, with the catalogue's description next to any Twilio error code in it.
+#[derive(Serialize)]
+pub struct HistoryView<'a> {
+    #[serde(flatten)]
+    pub entry: &'a HistoryEntry,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
+}
+
+impl<'a> From<&'a HistoryEntry> for HistoryView<'a> {
+    fn from(entry: &'a HistoryEntry) -> Self {
+        Self { entry, error_description: entry.error_code.map(error_catalogue::describe) }
+    }
 }
 
 /// A failure with what it means: the catalogue's words for a Twilio code, or our reason.
@@ -68,7 +83,7 @@ impl<'a> From<&'a Message> for MessageView<'a> {
             created_by: m.created_by.as_ref().map(|u| u.as_str()),
             created_at: m.created_at,
             updated_at: m.updated_at,
-            history: &m.history,
+            history: m.history.iter().map(HistoryView::from).collect(),
         }
     }
 }

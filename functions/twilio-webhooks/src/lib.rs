@@ -2,13 +2,17 @@
 //! given (our configured public base URL, the route and the query string exactly as received)
 //! before anything in it is read.
 
+mod api_gateway_stage;
 mod status;
+
+pub use api_gateway_stage::{OnApiGateway, on_api_gateway, without_stage};
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use shared::metrics;
 use shared::services::Services;
 use shared::twilio::signature;
 use tracing::warn;
@@ -43,7 +47,9 @@ impl IntoResponse for SignatureRejected {
     }
 }
 
-/// Checks the signature of a form-encoded webhook.
+/// Checks the signature of a form-encoded webhook. The URL is rebuilt from the configured public
+/// base URL and the route (never from `Host` or the scheme the request arrived with), with the
+/// query string byte for byte as received. A rejection is counted under the route it matched.
 pub fn verify(
     services: &Services,
     uri: &Uri,
@@ -59,6 +65,7 @@ pub fn verify(
     let valid = signature.is_some_and(|sig| signature::verify(&services.settings.twilio.auth_token, &url, &form, sig));
     if !valid {
         warn!(route = uri.path(), signed = signature.is_some(), "webhook rejected: signature does not verify");
+        metrics::webhook_signature_rejected(uri.path(), services.clock.now());
         return Err(SignatureRejected);
     }
     let query =

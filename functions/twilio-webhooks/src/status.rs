@@ -1,4 +1,6 @@
-//! `POST /twilio/status`: Twilio's delivery status callbacks.
+//! `POST /twilio/status`: Twilio's delivery status callbacks. Answered 200 with an empty body
+//! whenever the callback was verified and understood, even for a message we do not know, so
+//! Twilio never retries what we have already seen; fields Twilio adds later are ignored.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -17,7 +19,8 @@ pub async fn callback(State(services): State<Services>, uri: Uri, headers: Heade
         Ok(request) => request,
         Err(rejected) => return rejected.into_response(),
     };
-    let (Some(sid), Some(status)) = (request.form_value("MessageSid"), request.form_value("MessageStatus")) else {
+    let present = |name| request.form_value(name).filter(|v| !v.is_empty());
+    let (Some(sid), Some(status)) = (present("MessageSid"), present("MessageStatus")) else {
         return (StatusCode::BAD_REQUEST, "MessageSid and MessageStatus are required").into_response();
     };
     // A callback for a message we did not send (no or bad `m`) is acknowledged, so Twilio does

@@ -220,3 +220,47 @@ fn classify_transport_error(error: reqwest::Error) -> TwilioError {
         TwilioError::Ambiguous(error.to_string())
     }
 }
+
+/// A message as Twilio holds it now, as far as a status check needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct FetchedMessage {
+    pub sid: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub error_code: Option<u32>,
+}
+
+impl TwilioClient {
+    /// `GET …/Messages/{Sid}.json`: where Twilio says the message is now.
+    pub async fn fetch_message(&self, sid: &str) -> Result<FetchedMessage, TwilioError> {
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/Messages/{sid}.json",
+            self.settings.api_base.as_str().trim_end_matches('/'),
+            self.settings.account_sid
+        );
+        let response = self
+            .http
+            .get(url)
+            .basic_auth(&self.settings.account_sid, Some(&self.settings.auth_token))
+            .send()
+            .await
+            .map_err(classify_transport_error)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| TwilioError::Ambiguous(e.to_string()))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| TwilioError::Ambiguous(format!("unreadable message resource: {e}")));
+        }
+        if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            return Err(TwilioError::Throttled { retry_after: None });
+        }
+        if status.is_server_error() {
+            return Err(TwilioError::Ambiguous(format!("fetching a message answered HTTP {status}")));
+        }
+        let body: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
+        let code = body.as_ref().and_then(|b| b.code).unwrap_or(u32::from(status.as_u16()));
+        let message = body.and_then(|b| b.message.or(b.detail).or(b.title)).unwrap_or_default();
+        Err(TwilioError::Refused { http_status: status.as_u16(), code, message })
+    }
+}

@@ -77,7 +77,13 @@ fn hex_lower(bytes: &[u8]) -> String {
 /// drop an explicit default port.
 fn url_variants(url: &str) -> Vec<String> {
     let mut variants = vec![url.to_owned()];
-    let Some(default_port) = Url::parse(url).ok().and_then(|u| u.port_or_known_default()) else {
+    // The scheme's default, not `port_or_known_default`, which returns an explicit port: that
+    // would let a signature made without a non-default port verify for the URL with it.
+    let Some(default_port) = Url::parse(url).ok().and_then(|u| match u.scheme() {
+        "https" => Some(443),
+        "http" => Some(80),
+        _ => None,
+    }) else {
         return variants;
     };
     let Some(scheme_end) = url.find("://").map(|i| i + "://".len()) else {
@@ -150,6 +156,10 @@ mod tests {
         assert!(verify(TOKEN, url, &voice_params(), "Zmvh+3yNM1Phv2jhDCwEM3q5ebU="));
         let wrong_port = "http://mycompany.com:1235/myapp.php?foo=1&bar=2";
         assert!(!verify(TOKEN, wrong_port, &voice_params(), "Zmvh+3yNM1Phv2jhDCwEM3q5ebU="));
+        // Signed without the port, received for the URL with it, and the reverse: both refused.
+        let portless = "http://mycompany.com/myapp.php?foo=1&bar=2";
+        assert!(!verify(TOKEN, url, &voice_params(), &signed(portless, &voice_params())));
+        assert!(!verify(TOKEN, portless, &voice_params(), "Zmvh+3yNM1Phv2jhDCwEM3q5ebU="));
     }
 
     #[test]
