@@ -38,6 +38,7 @@ pub mod reminder_window;
 pub mod retry_policy;
 pub mod segments;
 pub mod send_queue;
+pub mod sender_claims;
 pub mod sending;
 pub mod services;
 pub mod status_updates;

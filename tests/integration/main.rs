@@ -9,6 +9,7 @@ mod events;
 mod flow;
 mod lanes;
 mod reminders;
+mod sender_claims;
 mod sending;
 mod support;
 mod webhooks;

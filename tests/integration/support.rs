@@ -63,6 +63,31 @@ impl TestStack {
         read(response).await
     }
 
+    /// Calls the API with `key` and an optional JSON body.
+    pub async fn call(&self, key: &str, method: reqwest::Method, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let mut request = self.http.request(method, self.url(path)).bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let (status, body, _) = read(request.send().await.expect("API answers")).await;
+        (status, body)
+    }
+
+    /// A second clinic in this stack, texting from `sender`.
+    pub async fn other_clinic(&self, id: &str, sender: &str) -> devstack::seed::SeededClinic {
+        let services = &self.stack.services;
+        devstack::seed::clinic_with_connection(
+            &services.clinics,
+            &services.counters,
+            id,
+            sender,
+            None,
+            services.clock.now(),
+        )
+        .await
+        .expect("second clinic")
+    }
+
     pub async fn get_message(&self, id: &str) -> (u16, Value) {
         let response = self
             .http

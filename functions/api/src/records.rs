@@ -47,6 +47,22 @@ pub trait Resource: ClinicRecord {
     /// On a replace: what the new record keeps from the one it replaces (e.g. when it was created).
     fn keep_from(&mut self, _existing: &Self) {}
 
+    /// Before the record is stored: takes what it must own alone (a connection's numbers);
+    /// `previous` is the record it replaces.
+    fn claim(
+        &self,
+        _previous: Option<&Self>,
+        _services: &Services,
+    ) -> impl Future<Output = Result<(), Problem>> + Send {
+        async { Ok(()) }
+    }
+
+    /// After a write: gives up what `from` held and `to` (what is stored now, if anything) no
+    /// longer needs.
+    fn release(_from: &Self, _to: Option<&Self>, _services: &Services) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
     /// What the API shows; the record itself unless a kind adds to it.
     fn view(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_default()
@@ -113,7 +129,11 @@ async fn create<T: Resource>(
     let ctx = InputContext { services: &services, clinic: &clinic, now: services.clock.now() };
     let id = ulid::Ulid::from_datetime(ctx.now.into()).to_string().to_ascii_lowercase();
     let record = T::from_input(input, id, &ctx).await?;
-    services.clinics.insert_record(&record).await?;
+    record.claim(None, &services).await?;
+    if let Err(store_error) = services.clinics.insert_record(&record).await {
+        T::release(&record, None, &services).await;
+        return Err(store_error.into());
+    }
     Ok((StatusCode::CREATED, Json(record.view())))
 }
 
@@ -139,10 +159,19 @@ async fn replace<T: Resource>(
     let existing: T = services.clinics.record(&caller.clinic_id, &id).await?.ok_or_else(|| not_found::<T>(&id))?;
     let mut record = T::from_input(input, id.clone(), &ctx).await?;
     record.keep_from(&existing);
+    record.claim(Some(&existing), &services).await?;
     match services.clinics.replace_record(&record).await {
-        Ok(()) => Ok(Json(record.view())),
-        Err(StoreError::Conflict) => Err(not_found::<T>(&id)),
-        Err(other) => Err(other.into()),
+        Ok(()) => {
+            T::release(&existing, Some(&record), &services).await;
+            Ok(Json(record.view()))
+        }
+        Err(failure) => {
+            T::release(&record, Some(&existing), &services).await;
+            match failure {
+                StoreError::Conflict => Err(not_found::<T>(&id)),
+                other => Err(other.into()),
+            }
+        }
     }
 }
 
@@ -152,9 +181,11 @@ async fn remove<T: Resource>(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, Problem> {
     require_writer::<T>(&caller)?;
-    if services.clinics.delete_record::<T>(&caller.clinic_id, &id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(not_found::<T>(&id))
+    match services.clinics.take_record::<T>(&caller.clinic_id, &id).await? {
+        Some(removed) => {
+            T::release(&removed, None, &services).await;
+            Ok(StatusCode::NO_CONTENT)
+        }
+        None => Err(not_found::<T>(&id)),
     }
 }
