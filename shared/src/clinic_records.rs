@@ -145,6 +145,23 @@ impl ClinicsTable {
         }
     }
 
+    /// The records of one kind filed under an index key (`gsi1pk`), in `gsi1sk` order, at most
+    /// `limit`.
+    pub async fn by_index_key<T: ClinicRecord>(&self, index_pk: &str, limit: i32) -> Result<Vec<T>, StoreError> {
+        let out = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .index_name("gsi1")
+            .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :kind)")
+            .expression_attribute_values(":pk", s(index_pk))
+            .expression_attribute_values(":kind", s(format!("{}#", T::KIND)))
+            .limit(limit.clamp(1, 100))
+            .send()
+            .await?;
+        out.items.unwrap_or_default().into_iter().map(from_item).collect()
+    }
+
     /// A page of a clinic's records of one kind, in id order. The cursor is opaque to callers;
     /// it only ever continues within this clinic's partition and this kind.
     pub async fn list<T: ClinicRecord>(

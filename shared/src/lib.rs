@@ -23,6 +23,7 @@ pub mod dynamo;
 pub mod event_bus;
 pub mod idempotency;
 pub mod ids;
+pub mod inbound;
 pub mod message;
 pub mod message_status;
 pub mod messages_table;

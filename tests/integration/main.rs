@@ -7,6 +7,7 @@ mod api;
 mod clinic_data;
 mod events;
 mod flow;
+mod inbound;
 mod lanes;
 mod reminders;
 mod sender_claims;

@@ -139,6 +139,73 @@ impl TestStack {
     }
 }
 
+impl TestStack {
+    /// Posts an inbound text to `/twilio/inbound` as Twilio would, signed with this stack's
+    /// token; `extra` fields are added to Twilio's usual ones. Returns status, body, content type.
+    pub async fn inbound(
+        &self,
+        sid: &str,
+        from: &str,
+        to: &str,
+        body: &str,
+        extra: &[(&str, &str)],
+    ) -> (u16, String, String) {
+        let mut params = vec![
+            ("MessageSid", sid),
+            ("SmsSid", sid),
+            ("SmsMessageSid", sid),
+            ("AccountSid", self.stack.services.settings.twilio.account_sid.as_str()),
+            ("From", from),
+            ("To", to),
+            ("Body", body),
+            ("NumMedia", "0"),
+            ("NumSegments", "1"),
+            ("SmsStatus", "received"),
+            ("ApiVersion", "2010-04-01"),
+        ];
+        params.extend_from_slice(extra);
+        self.post_inbound_form(&params).await
+    }
+
+    /// Posts exactly these fields, signed, to `/twilio/inbound`.
+    pub async fn post_inbound_form(&self, params: &[(&str, &str)]) -> (u16, String, String) {
+        let url = self.url("/twilio/inbound");
+        let (body, signature) = signed_form(&self.stack.services.settings.twilio.auth_token, &url, params);
+        let response = self
+            .http
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("X-Twilio-Signature", signature)
+            .body(body)
+            .send()
+            .await
+            .expect("webhook answers");
+        let status = response.status().as_u16();
+        let content_type =
+            response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        (status, response.text().await.expect("a body"), content_type)
+    }
+
+    /// Every message of `clinic`, oldest first, through the clinic index.
+    pub async fn clinic_messages(&self, clinic: &str) -> Vec<shared::message::Message> {
+        let dynamo = aws_sdk_dynamodb::Client::new(&self.stack.aws);
+        let mut pages = dynamo
+            .query()
+            .table_name(&self.stack.resources.tables.messages)
+            .index_name("gsi1")
+            .key_condition_expression("gsi1pk = :c")
+            .expression_attribute_values(":c", aws_sdk_dynamodb::types::AttributeValue::S(format!("CLINIC#{clinic}")))
+            .into_paginator()
+            .items()
+            .send();
+        let mut found = Vec::new();
+        while let Some(item) = pages.try_next().await.expect("query works") {
+            found.push(serde_dynamo::from_item(item).expect("a message"));
+        }
+        found
+    }
+}
+
 pub async fn read(response: reqwest::Response) -> (u16, Value, String) {
     let status = response.status().as_u16();
     let content_type =

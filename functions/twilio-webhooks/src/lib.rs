@@ -2,6 +2,7 @@
 //! given (our configured public base URL, the route and the query string exactly as received)
 //! before anything in it is read.
 
+mod inbound;
 mod status;
 
 use axum::Router;
@@ -14,7 +15,10 @@ use shared::twilio::signature;
 use tracing::warn;
 
 pub fn router(services: Services) -> Router {
-    Router::new().route("/twilio/status", post(status::callback)).with_state(services)
+    Router::new()
+        .route("/twilio/status", post(status::callback))
+        .route("/twilio/inbound", post(inbound::text))
+        .with_state(services)
 }
 
 /// A request whose signature checked out: its decoded form fields and query parameters.

@@ -2,5 +2,6 @@
 
 pub mod client;
 pub mod error_catalogue;
+pub mod inbound;
 pub mod signature;
 pub mod status;

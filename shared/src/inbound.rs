@@ -1,0 +1,74 @@
+//! A text a patient sent to one of a clinic's numbers: routed to the clinic by the number it was
+//! sent to (`To`), matched to a contact by the number it came from (`From`, within that clinic
+//! only), and stored once as a `received` message however often Twilio delivers it.
+
+use tracing::{info, warn};
+
+use crate::contacts::{Contact, number_index_key};
+use crate::dynamo::StoreError;
+use crate::ids::{ClinicId, MessageId};
+use crate::message::{InboundText, Message};
+use crate::phone::E164;
+use crate::sender_claims::SenderClaim;
+use crate::services::Services;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    Stored(Box<Message>),
+    /// Delivered before; nothing changed.
+    Duplicate,
+    /// No connection answers on the number it was sent to: nothing to store it under.
+    UnknownNumber,
+}
+
+pub async fn receive(services: &Services, text: &InboundText) -> Result<Received, StoreError> {
+    let Some(route) = route(services, text).await? else {
+        warn!(to = %text.to.masked(), "inbound text to a number no connection answers on; dropped");
+        return Ok(Received::UnknownNumber);
+    };
+    let now = services.clock.now();
+    let id = services.messages.reserve_inbound(&text.message_sid, MessageId::generate(now)).await?;
+    if services.messages.get(&id).await?.is_some() {
+        return Ok(Received::Duplicate);
+    }
+    let contact = contact_by_number(services, &route.clinic_id, &text.from).await?;
+    let message = Message::new_inbound(
+        id,
+        route.clinic_id.clone(),
+        route.connection_id.clone(),
+        text,
+        contact.map(|c| c.id),
+        now,
+    );
+    match services.messages.insert(&message).await {
+        Ok(()) => {
+            info!(message_id = %message.id, clinic_id = %message.clinic_id, from = %text.from.masked(), known_contact = message.contact_id.is_some(), "inbound text stored");
+            Ok(Received::Stored(Box::new(message)))
+        }
+        // The other delivery of the same text stored it meanwhile.
+        Err(StoreError::Conflict) => Ok(Received::Duplicate),
+        Err(other) => Err(other),
+    }
+}
+
+/// The connection answering on `To`; for a Messaging Service number nobody claimed, the service.
+async fn route(services: &Services, text: &InboundText) -> Result<Option<SenderClaim>, StoreError> {
+    if let Some(claim) = services.clinics.sender_claim(text.to.as_str()).await? {
+        return Ok(Some(claim));
+    }
+    match &text.messaging_service_sid {
+        Some(service) => services.clinics.sender_claim(service).await,
+        None => Ok(None),
+    }
+}
+
+/// The clinic's contact who texts from `number`. Where several share it (a household), the
+/// oldest record answers, so the same number always lands with the same contact.
+pub async fn contact_by_number(
+    services: &Services,
+    clinic: &ClinicId,
+    number: &E164,
+) -> Result<Option<Contact>, StoreError> {
+    let found: Vec<Contact> = services.clinics.by_index_key(&number_index_key(clinic, number), 1).await?;
+    Ok(found.into_iter().next())
+}
