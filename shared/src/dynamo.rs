@@ -17,6 +17,8 @@ pub enum StoreError {
     Dynamo(#[source] Box<aws_sdk_dynamodb::Error>),
     #[error("an item could not be converted")]
     Item(#[from] serde_dynamo::Error),
+    #[error("a DynamoDB request could not be built")]
+    Request(#[from] aws_sdk_dynamodb::error::BuildError),
 }
 
 impl<E> From<aws_sdk_dynamodb::error::SdkError<E>> for StoreError

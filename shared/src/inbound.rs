@@ -1,10 +1,12 @@
 //! A text a patient sent to one of a clinic's numbers: routed to the clinic by the number it was
 //! sent to (`To`), matched to a contact by the number it came from (`From`, within that clinic
-//! only), and stored once as a `received` message however often Twilio delivers it.
+//! only), and stored once as a `received` message however often Twilio delivers it. It joins the
+//! patient's active conversation or opens one.
 
 use tracing::{info, warn};
 
 use crate::contacts::{Contact, number_index_key};
+use crate::conversations::Conversation;
 use crate::dynamo::StoreError;
 use crate::ids::{ClinicId, MessageId};
 use crate::message::{InboundText, Message};
@@ -31,15 +33,19 @@ pub async fn receive(services: &Services, text: &InboundText) -> Result<Received
     if services.messages.get(&id).await?.is_some() {
         return Ok(Received::Duplicate);
     }
-    let contact = contact_by_number(services, &route.clinic_id, &text.from).await?;
-    let message = Message::new_inbound(
-        id,
+    let contact_id = contact_by_number(services, &route.clinic_id, &text.from).await?.map(|c| c.id);
+    let fresh = Conversation::open(
+        ulid::Ulid::from_datetime(now.into()).to_string().to_ascii_lowercase(),
         route.clinic_id.clone(),
+        contact_id.clone(),
+        text.from.clone(),
         route.connection_id.clone(),
-        text,
-        contact.map(|c| c.id),
         now,
     );
+    let conversation = services.conversations.open_or_join(&fresh, now).await?;
+    let mut message =
+        Message::new_inbound(id, route.clinic_id.clone(), route.connection_id.clone(), text, contact_id, now);
+    message.conversation_id = Some(conversation.id);
     match services.messages.insert(&message).await {
         Ok(()) => {
             info!(message_id = %message.id, clinic_id = %message.clinic_id, from = %text.from.masked(), known_contact = message.contact_id.is_some(), "inbound text stored");

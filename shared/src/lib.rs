@@ -18,6 +18,8 @@ pub mod clinics_table;
 pub mod clock;
 pub mod config;
 pub mod contacts;
+pub mod conversations;
+pub mod conversations_table;
 pub mod counters_table;
 pub mod dynamo;
 pub mod event_bus;

@@ -62,6 +62,9 @@ impl MessagesTable {
             (None, MessageStatus::AwaitingApproval) => Some((APPROVAL_EXPIRY, message.created_at + APPROVAL_LIFETIME)),
             _ => None,
         };
+        if let Some(conversation) = &message.conversation_id {
+            keys.extend([("gsi3pk", format!("CONV#{conversation}")), ("gsi3sk", format!("MSG#{}", message.id))]);
+        }
         if let Some((kind, at)) = due {
             keys.extend([("gsi2pk", kind.to_owned()), ("gsi2sk", format!("{}#{}", index_instant(at), message.id))]);
         }

@@ -10,6 +10,7 @@ use crate::appointments::AppointmentsTable;
 use crate::clinics_table::ClinicsTable;
 use crate::clock::Clock;
 use crate::config::{ConfigError, Settings};
+use crate::conversations_table::ConversationsTable;
 use crate::counters_table::CountersTable;
 use crate::event_bus::EventBus;
 use crate::messages_table::MessagesTable;
@@ -56,6 +57,7 @@ pub struct Services {
     pub settings: Arc<Settings>,
     pub clinics: ClinicsTable,
     pub messages: MessagesTable,
+    pub conversations: ConversationsTable,
     pub appointments: AppointmentsTable,
     pub counters: CountersTable,
     pub queues: SendQueues,
@@ -87,6 +89,7 @@ impl Services {
         Ok(Self {
             clinics: ClinicsTable::new(dynamo.clone(), settings.tables.clinics.clone()),
             messages: MessagesTable::new(dynamo.clone(), settings.tables.messages.clone()),
+            conversations: ConversationsTable::new(dynamo.clone(), settings.tables.messages.clone()),
             appointments: AppointmentsTable::new(dynamo.clone(), settings.tables.appointments.clone()),
             counters: CountersTable::new(dynamo, settings.tables.counters.clone()),
             queues: SendQueues::new(sqs, settings.queues.clone()),

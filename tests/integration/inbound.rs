@@ -52,6 +52,9 @@ async fn a_hundred_texts_each_delivered_twice_are_stored_once_each() {
     sids.sort();
     sids.dedup();
     assert_eq!(sids.len(), 100, "one message per MessageSid");
+    let mut conversations: Vec<_> = stored.iter().map(|m| m.conversation_id.clone()).collect();
+    conversations.dedup();
+    assert!(matches!(conversations.as_slice(), [Some(_)]), "one patient, one conversation: {conversations:?}");
     for m in &stored {
         assert_eq!((m.status, m.direction), (MessageStatus::Received, Direction::Inbound));
         assert_eq!(m.from.as_ref().map(|f| f.as_str()), Some(PATIENT));

@@ -5,6 +5,7 @@
 mod allowances;
 mod api;
 mod clinic_data;
+mod conversations;
 mod events;
 mod flow;
 mod inbound;

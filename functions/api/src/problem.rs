@@ -59,6 +59,11 @@ impl Problem {
         Self { field: Some(field), ..Self::conflict("sender-taken", "The sender is already in use", detail) }
     }
 
+    /// A conflict caused by the value of one field.
+    pub fn conflict_on(field: &str, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self { field: Some(field.to_owned()), ..Self::conflict(slug, title, detail) }
+    }
+
     pub fn forbidden(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed", detail)
     }

@@ -75,6 +75,21 @@ pub struct ListQuery {
     limit: Option<i32>,
 }
 
+impl ListQuery {
+    /// The page size asked for (50 unless given), 1 to 100.
+    pub fn limit(&self) -> Result<i32, Problem> {
+        let limit = self.limit.unwrap_or(50);
+        if !(1..=100).contains(&limit) {
+            return Err(Problem::invalid_field("limit", "`limit` must be between 1 and 100."));
+        }
+        Ok(limit)
+    }
+
+    pub fn cursor(&self) -> Option<&str> {
+        self.cursor.as_deref()
+    }
+}
+
 pub fn routes<T: Resource>(router: Router<Services>) -> Router<Services> {
     router
         .route(&format!("/v1/{}", T::PATH), get(list::<T>).post(create::<T>))
@@ -105,15 +120,11 @@ async fn list<T: Resource>(
     Caller(caller): Caller,
     ValidQuery(query): ValidQuery<ListQuery>,
 ) -> Result<impl IntoResponse, Problem> {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=100).contains(&limit) {
-        return Err(Problem::invalid_field("limit", "`limit` must be between 1 and 100."));
-    }
-    let page =
-        services.clinics.list::<T>(&caller.clinic_id, query.cursor.as_deref(), limit).await.map_err(|e| match e {
-            ListError::BadCursor => Problem::invalid_field("cursor", "The cursor is not a cursor of this list."),
-            ListError::Store(e) => e.into(),
-        })?;
+    let limit = query.limit()?;
+    let page = services.clinics.list::<T>(&caller.clinic_id, query.cursor(), limit).await.map_err(|e| match e {
+        ListError::BadCursor => Problem::invalid_field("cursor", "The cursor is not a cursor of this list."),
+        ListError::Store(e) => e.into(),
+    })?;
     let items: Vec<_> = page.items.iter().map(T::view).collect();
     Ok(Json(serde_json::json!({ "items": items, "next_cursor": page.next_cursor })))
 }
