@@ -1,7 +1,8 @@
 //! A text a patient sent to one of a clinic's numbers: routed to the clinic by the number it was
 //! sent to (`To`), matched to a contact by the number it came from (`From`, within that clinic
 //! only), and stored once as a `received` message however often Twilio delivers it. It joins the
-//! patient's active conversation or opens one.
+//! patient's active conversation or opens one. A STOP or START (Twilio's keywords) changes the
+//! number's opt-out for the clinic before the text is stored, so a second delivery repeats it.
 
 use tracing::{info, warn};
 
@@ -10,9 +11,11 @@ use crate::conversations::Conversation;
 use crate::dynamo::StoreError;
 use crate::ids::{ClinicId, MessageId};
 use crate::message::{InboundText, Message};
+use crate::opt_outs;
 use crate::phone::E164;
 use crate::sender_claims::SenderClaim;
 use crate::services::Services;
+use crate::twilio::keywords;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Received {
@@ -42,6 +45,9 @@ pub async fn receive(services: &Services, text: &InboundText) -> Result<Received
         route.connection_id.clone(),
         now,
     );
+    if let Some(keyword) = keywords::classify(&text.body, text.opt_out_type.as_deref()) {
+        opt_outs::apply(&services.clinics, &route.clinic_id, &route.connection_id, &text.from, keyword, now).await?;
+    }
     let conversation = services.conversations.open_or_join(&fresh, now).await?;
     let mut message =
         Message::new_inbound(id, route.clinic_id.clone(), route.connection_id.clone(), text, contact_id, now);

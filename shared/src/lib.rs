@@ -30,6 +30,7 @@ pub mod message;
 pub mod message_status;
 pub mod messages_table;
 pub mod onboarding;
+pub mod opt_outs;
 pub mod outbound;
 pub mod pacing;
 pub mod phone;

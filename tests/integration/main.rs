@@ -9,6 +9,7 @@ mod conversations;
 mod events;
 mod flow;
 mod inbound;
+mod keywords;
 mod lanes;
 mod reminders;
 mod sender_claims;
