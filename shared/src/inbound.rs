@@ -2,10 +2,12 @@
 //! sent to (`To`), matched to a contact by the number it came from (`From`, within that clinic
 //! only), and stored once as a `received` message however often Twilio delivers it. It joins the
 //! patient's active conversation or opens one. A STOP or START (Twilio's keywords) changes the
-//! number's opt-out for the clinic before the text is stored, so a second delivery repeats it.
+//! number's opt-out for the clinic, and a confirmation keyword confirms the appointment of the
+//! latest reminder, before the text is stored, so a second delivery repeats (never loses) them.
 
 use tracing::{info, warn};
 
+use crate::confirmations;
 use crate::contacts::{Contact, number_index_key};
 use crate::conversations::Conversation;
 use crate::dynamo::StoreError;
@@ -47,6 +49,8 @@ pub async fn receive(services: &Services, text: &InboundText) -> Result<Received
     );
     if let Some(keyword) = keywords::classify(&text.body, text.opt_out_type.as_deref()) {
         opt_outs::apply(&services.clinics, &route.clinic_id, &route.connection_id, &text.from, keyword, now).await?;
+    } else if let Some(clinic) = services.clinics.clinic(&route.clinic_id).await? {
+        confirmations::confirm_from_reply(services, &clinic, &text.from, &text.body, now).await?;
     }
     let conversation = services.conversations.open_or_join(&fresh, now).await?;
     let mut message =

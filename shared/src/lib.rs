@@ -17,6 +17,7 @@ pub mod clinic_records;
 pub mod clinics_table;
 pub mod clock;
 pub mod config;
+pub mod confirmations;
 pub mod contacts;
 pub mod conversations;
 pub mod conversations_table;

@@ -149,3 +149,38 @@ async fn stop_on_any_number_stops_every_text_until_start_on_that_connection() {
         c.t.clinic_messages("demo").await.into_iter().filter(|m| m.status == MessageStatus::Received).count();
     assert_eq!(received, 5);
 }
+
+async fn appointment_status(c: &Clinic, id: &str) -> String {
+    let (status, shown) = c.t.call(c.t.key(), Method::GET, &format!("/v1/appointments/{id}"), None).await;
+    assert_eq!(status, 200, "{shown}");
+    shown["status"].as_str().expect("a status").to_owned()
+}
+
+#[tokio::test]
+async fn a_confirmation_reply_confirms_the_appointment_of_the_latest_reminder() {
+    let c = Clinic::start().await;
+    let reminded = c.appointment(TOMORROW).await;
+    let later = c.appointment("2026-06-12T09:30:00-04:00").await;
+    let reminder = c.tick_and_decision(&reminded).await;
+    assert!(c.send_now(reminder.id).await.twilio_sid.is_some(), "the reminder went to Twilio");
+
+    c.text(1, DEMO_SENDER, "Can I bring both dogs?", &[]).await;
+    assert_eq!(appointment_status(&c, &reminded).await, "booked", "just a conversation message");
+    c.text(2, DEMO_SENDER, " c ", &[]).await;
+    assert_eq!(appointment_status(&c, &reminded).await, "confirmed");
+    assert_eq!(appointment_status(&c, &later).await, "booked", "only the reminded appointment");
+
+    // Keywords are the clinic's choice, never one of Twilio's.
+    let settings = |keywords: Value| json!({"name": "Demo", "default_country": "US", "time_zone": "America/New_York", "confirmation_keywords": keywords});
+    let (status, refused) = c.t.call(c.t.key(), Method::PUT, "/v1/clinic", Some(&settings(json!(["YES"])))).await;
+    assert_eq!((status, refused["field"].as_str()), (422, Some("confirmation_keywords")), "{refused}");
+    let (status, saved) = c.t.call(c.t.key(), Method::PUT, "/v1/clinic", Some(&settings(json!(["ok"])))).await;
+    assert_eq!((status, saved["confirmation_keywords"].clone()), (200, json!(["OK"])), "{saved}");
+    let third = c.appointment("2026-06-11T10:30:00-04:00").await;
+    let reminder = c.tick_and_decision(&third).await;
+    c.send_now(reminder.id).await;
+    c.text(3, DEMO_SENDER, "C", &[]).await;
+    assert_eq!(appointment_status(&c, &third).await, "booked", "C is no longer a keyword here");
+    c.text(4, DEMO_SENDER, "Ok", &[]).await;
+    assert_eq!(appointment_status(&c, &third).await, "confirmed");
+}
