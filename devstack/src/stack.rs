@@ -23,6 +23,9 @@ pub const LIVE_AUTH_TOKEN: &str = "local-live-auth-token";
 pub const TEST_ACCOUNT_SID: &str = "ACfedcba9876543210fedcba9876543210";
 pub const TEST_AUTH_TOKEN: &str = "local-test-auth-token";
 pub const DEMO_SENDER: &str = "+15017122661";
+/// A second number of the live account, for a second clinic in the same stack (each number
+/// belongs to one clinic).
+pub const OTHER_SENDER: &str = "+15017122662";
 /// Twilio's magic test sender that always passes.
 pub const TEST_SENDER: &str = "+15005550006";
 
@@ -99,7 +102,7 @@ pub fn simulator_config() -> SimConfig {
                 sid: LIVE_ACCOUNT_SID.into(),
                 auth_token: LIVE_AUTH_TOKEN.into(),
                 kind: AccountKind::Live,
-                numbers: vec![DEMO_SENDER.into()],
+                numbers: vec![DEMO_SENDER.into(), OTHER_SENDER.into()],
                 messaging_services: vec![],
             },
             Account {

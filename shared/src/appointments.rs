@@ -181,6 +181,42 @@ impl AppointmentsTable {
         Ok(found)
     }
 
+    /// Confirms a booked appointment of this clinic, if it still starts at `start`; `true` if it
+    /// is confirmed now (or already was).
+    pub async fn confirm(
+        &self,
+        clinic: &ClinicId,
+        id: &str,
+        start: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        if !plausible_id(id) {
+            return Ok(false);
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk(id)))
+            .key("sk", s("APPOINTMENT"))
+            .update_expression("SET #status = :confirmed, updated_at = :now")
+            .condition_expression("clinic_id = :clinic AND #start = :start AND #status IN (:booked, :confirmed)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#start", "start")
+            .expression_attribute_values(":confirmed", serde_dynamo::to_attribute_value(AppointmentStatus::Confirmed)?)
+            .expression_attribute_values(":booked", serde_dynamo::to_attribute_value(AppointmentStatus::Booked)?)
+            .expression_attribute_values(":now", serde_dynamo::to_attribute_value(now)?)
+            .expression_attribute_values(":clinic", s(clinic.as_str()))
+            .expression_attribute_values(":start", serde_dynamo::to_attribute_value(start)?)
+            .send()
+            .await;
+        match result.map_err(StoreError::from) {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
     /// Records that a reminder decision was made for `start`, unless the appointment has moved
     /// since (then it keeps waiting for a decision at its new time).
     pub async fn mark_decided(&self, id: &str, start: DateTime<Utc>, message_id: &str) -> Result<bool, StoreError> {

@@ -54,6 +54,9 @@ pub const GSI1: IndexSpec = IndexSpec { name: "gsi1", partition_key: "gsi1pk", s
 /// The second generic index, for tables with two access patterns on one item type.
 pub const GSI2: IndexSpec = IndexSpec { name: "gsi2", partition_key: "gsi2pk", sort_key: "gsi2sk" };
 
+/// Messages by conversation (sparse: only messages in one), in time order.
+pub const GSI3: IndexSpec = IndexSpec { name: "gsi3", partition_key: "gsi3pk", sort_key: "gsi3sk" };
+
 pub const CLINICS_TABLE: TableSpec = TableSpec {
     logical_id: "ClinicsTable",
     suffix: "clinics",
@@ -68,7 +71,7 @@ pub const MESSAGES_TABLE: TableSpec = TableSpec {
     suffix: "messages",
     partition_key: "pk",
     sort_key: "sk",
-    indexes: &[GSI1, GSI2],
+    indexes: &[GSI1, GSI2, GSI3],
     ttl_attribute: None,
 };
 

@@ -109,15 +109,6 @@ impl crate::clinic_records::ClinicRecord for Connection {
     fn clinic_id(&self) -> &ClinicId {
         &self.clinic_id
     }
-
-    /// Found by the number (or Messaging Service) an inbound text was sent to.
-    fn index_keys(&self) -> Option<(String, String)> {
-        let sender = match &self.sender {
-            SenderId::Number(number) => number.to_string(),
-            SenderId::MessagingService(sid) => sid.clone(),
-        };
-        Some((format!("SENDER#{sender}"), format!("CLINIC#{}", self.clinic_id)))
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

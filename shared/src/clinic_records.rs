@@ -127,6 +127,46 @@ impl ClinicsTable {
         }
     }
 
+    /// Deletes a record and returns it as it was (what it held may need releasing); `None` if
+    /// there was none.
+    pub async fn take_record<T: ClinicRecord>(&self, clinic: &ClinicId, id: &str) -> Result<Option<T>, StoreError> {
+        if !plausible_id(id) {
+            return Ok(None);
+        }
+        let result = self
+            .client()
+            .delete_item()
+            .table_name(self.table())
+            .key("pk", s(clinic_pk(clinic)))
+            .key("sk", s(sort_key::<T>(id)))
+            .condition_expression("attribute_exists(pk)")
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await;
+        match result.map_err(StoreError::from) {
+            Ok(out) => out.attributes.map(from_item).transpose(),
+            Err(StoreError::Conflict) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The records of one kind filed under an index key (`gsi1pk`), in `gsi1sk` order, at most
+    /// `limit`.
+    pub async fn by_index_key<T: ClinicRecord>(&self, index_pk: &str, limit: i32) -> Result<Vec<T>, StoreError> {
+        let out = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .index_name("gsi1")
+            .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :kind)")
+            .expression_attribute_values(":pk", s(index_pk))
+            .expression_attribute_values(":kind", s(format!("{}#", T::KIND)))
+            .limit(limit.clamp(1, 100))
+            .send()
+            .await?;
+        out.items.unwrap_or_default().into_iter().map(from_item).collect()
+    }
+
     /// A page of a clinic's records of one kind, in id order. The cursor is opaque to callers;
     /// it only ever continues within this clinic's partition and this kind.
     pub async fn list<T: ClinicRecord>(

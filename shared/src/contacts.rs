@@ -90,6 +90,11 @@ impl Contact {
     }
 }
 
+/// The index key under which a clinic's contacts are found by the number they text from.
+pub fn number_index_key(clinic: &ClinicId, number: &E164) -> String {
+    format!("CONTACTPHONE#{clinic}#{number}")
+}
+
 impl ClinicRecord for Contact {
     const KIND: &'static str = "CONTACT";
 
@@ -99,6 +104,16 @@ impl ClinicRecord for Contact {
 
     fn clinic_id(&self) -> &ClinicId {
         &self.clinic_id
+    }
+
+    /// Found by the number texts go to, which is the number their replies come from.
+    fn index_keys(&self) -> Option<(String, String)> {
+        match self.sms_number() {
+            SmsNumber::Usable(number) => {
+                Some((number_index_key(&self.clinic_id, &number), format!("CONTACT#{}", self.id)))
+            }
+            SmsNumber::Invalid { .. } | SmsNumber::NoMobile => None,
+        }
     }
 }
 
@@ -170,6 +185,14 @@ mod tests {
         let mobile = ContactPhone::new(PhoneKind::Mobile, "(415) 555-0199", us);
         let expected = mobile.e164.clone().map(SmsNumber::Usable);
         assert_eq!(Some(contact(vec![landline, mobile]).sms_number()), expected);
+    }
+
+    #[test]
+    fn contacts_are_found_by_their_texting_number_within_their_clinic() {
+        let us = "US".parse().ok();
+        let with_mobile = contact(vec![ContactPhone::new(PhoneKind::Mobile, "(415) 555-0199", us)]);
+        assert_eq!(with_mobile.index_keys(), Some(("CONTACTPHONE#k#+14155550199".to_owned(), "CONTACT#c1".to_owned())));
+        assert_eq!(contact(vec![ContactPhone::new(PhoneKind::Home, "415 555 0199", us)]).index_keys(), None);
     }
 
     #[test]

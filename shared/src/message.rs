@@ -43,9 +43,23 @@ impl MessageBody {
         Ok(Self(text.to_owned()))
     }
 
+    /// A text a patient sent, exactly as Twilio passed it on (it may be empty: a picture alone).
+    pub fn received(text: &str) -> Self {
+        Self(text.to_owned())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Whether the clinic sent the text or received it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    #[default]
+    Outbound,
+    Inbound,
 }
 
 /// The SQS lane a message is sent through.
@@ -172,6 +186,30 @@ pub struct Message {
     /// Times Twilio was asked for the status since it last changed, because no callback came.
     #[serde(default)]
     pub status_checks: u32,
+    #[serde(default)]
+    pub direction: Direction,
+    /// For a received text: the patient's number (`to` is then the clinic's number).
+    #[serde(default)]
+    pub from: Option<E164>,
+    /// The contact the text was sent to or came from, when the number is a known contact's.
+    #[serde(default)]
+    pub contact_id: Option<String>,
+    /// The conversation the text belongs to, if any.
+    #[serde(default)]
+    pub conversation_id: Option<String>,
+}
+
+/// A text Twilio passed on to us, already verified and parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundText {
+    pub message_sid: String,
+    pub from: E164,
+    /// The clinic's number it was sent to.
+    pub to: E164,
+    pub body: String,
+    pub messaging_service_sid: Option<String>,
+    /// Twilio's own reading of an opt-out, opt-in or help keyword (Advanced Opt-Out only).
+    pub opt_out_type: Option<String>,
 }
 
 /// A status callback from Twilio, already verified and parsed.
@@ -231,6 +269,51 @@ impl Message {
             send_slot: None,
             deferred_until: None,
             status_checks: 0,
+            direction: Direction::Outbound,
+            from: None,
+            contact_id: None,
+            conversation_id: None,
+        }
+    }
+
+    /// A text a patient sent to one of the clinic's numbers: `received`, and final.
+    pub fn new_inbound(
+        id: MessageId,
+        clinic_id: ClinicId,
+        connection_id: ConnectionId,
+        text: &InboundText,
+        contact_id: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let mut entry = HistoryEntry::ours(now, Actor::Twilio, 0, MessageStatus::Received);
+        entry.twilio_status = Some("received".to_owned());
+        entry.twilio_sid = Some(text.message_sid.clone());
+        Self {
+            id,
+            clinic_id,
+            to: Some(text.to.clone()),
+            body: MessageBody::received(&text.body),
+            connection_id,
+            lane: Lane::Interactive,
+            status: MessageStatus::Received,
+            version: 1,
+            attempt: 0,
+            twilio_sid: Some(text.message_sid.clone()),
+            lease_until: None,
+            failure: None,
+            created_by: None,
+            created_at: now,
+            updated_at: now,
+            history: vec![entry],
+            appointment: None,
+            credit_retry_at: None,
+            send_slot: None,
+            deferred_until: None,
+            status_checks: 0,
+            direction: Direction::Inbound,
+            from: Some(text.from.clone()),
+            contact_id,
+            conversation_id: None,
         }
     }
 
@@ -305,6 +388,10 @@ impl Message {
             send_slot: None,
             deferred_until: None,
             status_checks: 0,
+            direction: Direction::Outbound,
+            from: None,
+            contact_id: None,
+            conversation_id: None,
         }
     }
 

@@ -17,6 +17,8 @@ const SORT_KEY: &str = "MESSAGE";
 const CREDIT_RETRY: &str = "CREDIT_RETRY";
 const APPROVAL_EXPIRY: &str = "APPROVAL_EXPIRY";
 const AWAITING_STATUS: &str = "AWAITING_STATUS";
+/// Sort key of the marker that gives one inbound text (by Twilio's SID) one message id.
+const INBOUND: &str = "INBOUND";
 /// Texts waiting for approval longer than this expire (the approval view shows 30 days).
 pub const APPROVAL_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::days(30);
 /// Optimistic writes retried this many times before giving up on a hot item. A message has at
@@ -63,6 +65,9 @@ impl MessagesTable {
             (None, _) if message.awaits_status() => Some((AWAITING_STATUS, message.updated_at)),
             _ => None,
         };
+        if let Some(conversation) = &message.conversation_id {
+            keys.extend([("gsi3pk", format!("CONV#{conversation}")), ("gsi3sk", format!("MSG#{}", message.id))]);
+        }
         if let Some((kind, at)) = due {
             keys.extend([("gsi2pk", kind.to_owned()), ("gsi2sk", format!("{}#{}", index_instant(at), message.id))]);
         }
@@ -213,5 +218,41 @@ impl MessagesTable {
             }
         }
         Err(StoreError::Conflict)
+    }
+
+    /// Reserves `id` for the inbound text Twilio calls `message_sid`, and returns the id reserved
+    /// first: Twilio can deliver one inbound text twice, and both deliveries must name one message.
+    pub async fn reserve_inbound(&self, message_sid: &str, id: MessageId) -> Result<MessageId, StoreError> {
+        let key = format!("INBOUND#{message_sid}");
+        let reserved = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&key))
+            .item("sk", s(INBOUND))
+            .item("id", s(id.to_string()))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match reserved.map_err(StoreError::from) {
+            Ok(_) => return Ok(id),
+            Err(StoreError::Conflict) => {}
+            Err(other) => return Err(other),
+        }
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(key))
+            .key("sk", s(INBOUND))
+            .consistent_read(true)
+            .send()
+            .await?;
+        out.item
+            .as_ref()
+            .and_then(|item| item.get("id"))
+            .and_then(|v| v.as_s().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or(StoreError::Conflict)
     }
 }

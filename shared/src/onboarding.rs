@@ -11,6 +11,7 @@ use crate::counters_table::CountersTable;
 use crate::dynamo::StoreError;
 use crate::ids::{ClinicId, ConnectionId, UserId};
 use crate::phone::{Country, E164};
+use crate::sender_claims::ClaimError;
 use crate::twilio::client::SenderId;
 
 #[derive(Debug, Clone)]
@@ -37,6 +38,8 @@ pub enum OnboardingError {
     BadSender(String),
     #[error("a clinic with the id {0} already exists")]
     Exists(String),
+    #[error("the sender {0} is already another connection's")]
+    SenderTaken(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -107,6 +110,11 @@ pub async fn create_clinic(
         daily_allowance: None,
     };
     let admin_key = api_keys::issue(clinic_id.clone(), UserId::new(admin.id.as_str()), Role::Admin, now, key_seed);
+    match crate::sender_claims::claim(clinics, &connection, None).await {
+        Ok(()) => {}
+        Err(ClaimError::Taken { .. }) => return Err(OnboardingError::SenderTaken(new.sender)),
+        Err(ClaimError::Store(e)) => return Err(e.into()),
+    }
     clinics.put_record(&connection).await?;
     clinics.put_record(&admin).await?;
     clinics.put_api_key(&admin_key.record).await?;

@@ -1,5 +1,6 @@
 //! Creating a text from the API: check the number and body, pick the clinic's connection, store
-//! the message as `queued` and put its job on the interactive lane.
+//! the message as `queued` (in the patient's active conversation, if any) and put its job on the
+//! interactive lane.
 
 use tracing::{error, info};
 
@@ -7,6 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::clinic::{Clinic, Principal, User};
 use crate::contacts::OptOut;
+use crate::conversations::party_key;
 use crate::dynamo::StoreError;
 use crate::message::{BodyError, Lane, Message, MessageBody};
 use crate::phone::{E164, PhoneError};
@@ -59,7 +61,11 @@ pub async fn create_text(
         count_against_allowance(services, &clinic, principal, now).await?;
     }
     let masked_to = to.masked();
-    let message = Message::new_outbound(
+    // A text to a patient in an active conversation joins it; on its own it opens none.
+    let contact_id = crate::inbound::contact_by_number(services, &clinic.id, &to).await?.map(|c| c.id);
+    let party = party_key(&clinic.id, contact_id.as_deref(), &to);
+    let conversation = services.conversations.active(&clinic.id, &party).await?;
+    let mut message = Message::new_outbound(
         clinic.id.clone(),
         to,
         body,
@@ -68,6 +74,8 @@ pub async fn create_text(
         Some(principal.user_id.clone()),
         now,
     );
+    message.contact_id = contact_id;
+    message.conversation_id = conversation.as_ref().map(|c| c.id.clone());
     if let Err(store_error) = services.messages.insert(&message).await {
         if clinic.allowances_enabled {
             give_back_allowance(services, &clinic, principal, now).await;
@@ -89,6 +97,12 @@ pub async fn create_text(
                 error!(message_id = %message.id, error = ?undo, "could not undo a message whose job was not queued");
                 return Err(queue_error.into());
             }
+        }
+    }
+    if let Some(conversation) = &conversation {
+        // Only the conversation's place in the list depends on it; the text is already going.
+        if let Err(e) = services.conversations.touch(conversation, now).await {
+            error!(error = ?e, "could not move a conversation's last activity");
         }
     }
     info!(message_id = %message.id, to = %masked_to, "text queued");

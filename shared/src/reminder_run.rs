@@ -18,6 +18,7 @@ use crate::appointment_types::{AppointmentType, SmsTemplate};
 use crate::appointments::Appointment;
 use crate::businesses::{Business, WINDOWS_INDEX_KEY};
 use crate::clinic::{Clinic, Connection, SendMode};
+use crate::confirmations::LatestReminder;
 use crate::contacts::{Contact, OptOut, SmsNumber};
 use crate::dynamo::{StoreError, from_item, index_instant, s};
 use crate::event_bus::PublishError;
@@ -320,6 +321,18 @@ async fn decide_one(
         Err(StoreError::Conflict) => services.messages.get(&message.id).await?.unwrap_or(message),
         Err(other) => return Err(other.into()),
     };
+    if let (MessageStatus::Queued | MessageStatus::AwaitingApproval, Some(to)) = (message.status, &message.to) {
+        // Before the text can go: a patient's confirmation reply is about the latest reminder.
+        let latest = LatestReminder {
+            clinic_id: clinic.id.clone(),
+            number: to.clone(),
+            appointment_id: appointment.id.clone(),
+            start: appointment.start,
+            message_id: message.id.to_string(),
+            at: now,
+        };
+        services.clinics.put_record(&latest).await?;
+    }
     if message.status == MessageStatus::Queued {
         // Enqueued again after a crash between insert and mark: the sender's claim makes that harmless.
         services.queues.enqueue(message.lane, &SendJob { message_id: message.id }).await?;

@@ -10,6 +10,7 @@ use crate::appointments::AppointmentsTable;
 use crate::clinics_table::ClinicsTable;
 use crate::clock::Clock;
 use crate::config::{ConfigError, Settings};
+use crate::conversations_table::ConversationsTable;
 use crate::counters_table::CountersTable;
 use crate::event_bus::EventBus;
 use crate::messages_table::MessagesTable;
@@ -68,6 +69,7 @@ pub struct Services {
     pub settings: Arc<Settings>,
     pub clinics: ClinicsTable,
     pub messages: MessagesTable,
+    pub conversations: ConversationsTable,
     pub appointments: AppointmentsTable,
     pub counters: CountersTable,
     pub sender_store: SenderStore,
@@ -100,6 +102,7 @@ impl Services {
         Ok(Self {
             clinics: ClinicsTable::new(dynamo.clone(), settings.tables.clinics.clone()),
             messages: MessagesTable::new(dynamo.clone(), settings.tables.messages.clone()),
+            conversations: ConversationsTable::new(dynamo.clone(), settings.tables.messages.clone()),
             appointments: AppointmentsTable::new(dynamo.clone(), settings.tables.appointments.clone()),
             counters: CountersTable::new(dynamo.clone(), settings.tables.counters.clone()),
             sender_store: SenderStore::new(dynamo, &settings),

@@ -88,7 +88,7 @@ async fn another_clinics_message_is_not_found() {
         &t.stack.services.clinics,
         &t.stack.services.counters,
         "other",
-        devstack::stack::DEMO_SENDER,
+        devstack::stack::OTHER_SENDER,
         None,
         t.stack.services.clock.now(),
     )

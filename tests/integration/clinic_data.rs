@@ -116,7 +116,7 @@ async fn second_clinic(t: &TestStack) -> String {
         &t.stack.services.clinics,
         &t.stack.services.counters,
         "other",
-        devstack::stack::DEMO_SENDER,
+        devstack::stack::OTHER_SENDER,
         None,
         t.stack.services.clock.now(),
     )

@@ -94,9 +94,18 @@ async fn every_sample_runs_through_its_handler() {
         services.timing,
     )
     .expect("services");
-    let (status, _) = run_http(twilio_webhooks::router(as_deployed), &sample("twilio-status-callback.json")).await;
+    let (status, _) =
+        run_http(twilio_webhooks::router(as_deployed.clone()), &sample("twilio-status-callback.json")).await;
     assert_eq!(status, 200);
     assert_eq!(t.wait_for_status(SHOWN_ID, "delivered").await["twilio_sid"], sid.as_str());
+
+    // twilio-webhooks: a patient's text to the demo clinic's number
+    let (status, _) = run_http(twilio_webhooks::router(as_deployed), &sample("twilio-inbound-text.json")).await;
+    assert_eq!(status, 200);
+    let received: Vec<_> =
+        t.clinic_messages("demo").await.into_iter().filter(|m| m.status == MessageStatus::Received).collect();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].body.as_str(), "Can we move Max to Friday?");
 
     // sender: one send job
     services.messages.insert(&message(&t, QUEUED_ID, "+14155550198")).await.expect("stored");

@@ -63,6 +63,31 @@ impl TestStack {
         read(response).await
     }
 
+    /// Calls the API with `key` and an optional JSON body.
+    pub async fn call(&self, key: &str, method: reqwest::Method, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let mut request = self.http.request(method, self.url(path)).bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let (status, body, _) = read(request.send().await.expect("API answers")).await;
+        (status, body)
+    }
+
+    /// A second clinic in this stack, texting from `sender`.
+    pub async fn other_clinic(&self, id: &str, sender: &str) -> devstack::seed::SeededClinic {
+        let services = &self.stack.services;
+        devstack::seed::clinic_with_connection(
+            &services.clinics,
+            &services.counters,
+            id,
+            sender,
+            None,
+            services.clock.now(),
+        )
+        .await
+        .expect("second clinic")
+    }
+
     pub async fn get_message(&self, id: &str) -> (u16, Value) {
         let response = self
             .http
@@ -111,6 +136,73 @@ impl TestStack {
             .await
             .expect("query works");
         out.items.unwrap_or_default().len()
+    }
+}
+
+impl TestStack {
+    /// Posts an inbound text to `/twilio/inbound` as Twilio would, signed with this stack's
+    /// token; `extra` fields are added to Twilio's usual ones. Returns status, body, content type.
+    pub async fn inbound(
+        &self,
+        sid: &str,
+        from: &str,
+        to: &str,
+        body: &str,
+        extra: &[(&str, &str)],
+    ) -> (u16, String, String) {
+        let mut params = vec![
+            ("MessageSid", sid),
+            ("SmsSid", sid),
+            ("SmsMessageSid", sid),
+            ("AccountSid", self.stack.services.settings.twilio.account_sid.as_str()),
+            ("From", from),
+            ("To", to),
+            ("Body", body),
+            ("NumMedia", "0"),
+            ("NumSegments", "1"),
+            ("SmsStatus", "received"),
+            ("ApiVersion", "2010-04-01"),
+        ];
+        params.extend_from_slice(extra);
+        self.post_inbound_form(&params).await
+    }
+
+    /// Posts exactly these fields, signed, to `/twilio/inbound`.
+    pub async fn post_inbound_form(&self, params: &[(&str, &str)]) -> (u16, String, String) {
+        let url = self.url("/twilio/inbound");
+        let (body, signature) = signed_form(&self.stack.services.settings.twilio.auth_token, &url, params);
+        let response = self
+            .http
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("X-Twilio-Signature", signature)
+            .body(body)
+            .send()
+            .await
+            .expect("webhook answers");
+        let status = response.status().as_u16();
+        let content_type =
+            response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        (status, response.text().await.expect("a body"), content_type)
+    }
+
+    /// Every message of `clinic`, oldest first, through the clinic index.
+    pub async fn clinic_messages(&self, clinic: &str) -> Vec<shared::message::Message> {
+        let dynamo = aws_sdk_dynamodb::Client::new(&self.stack.aws);
+        let mut pages = dynamo
+            .query()
+            .table_name(&self.stack.resources.tables.messages)
+            .index_name("gsi1")
+            .key_condition_expression("gsi1pk = :c")
+            .expression_attribute_values(":c", aws_sdk_dynamodb::types::AttributeValue::S(format!("CLINIC#{clinic}")))
+            .into_paginator()
+            .items()
+            .send();
+        let mut found = Vec::new();
+        while let Some(item) = pages.try_next().await.expect("query works") {
+            found.push(serde_dynamo::from_item(item).expect("a message"));
+        }
+        found
     }
 }
 

@@ -8,6 +8,8 @@ use shared::contacts::{Contact, ContactPhone, Group, PhoneKind};
 use shared::ids::ConnectionId;
 use shared::phone::E164;
 use shared::reminder_window::{ReminderWindow, WindowState};
+use shared::sender_claims::{self, ClaimError};
+use shared::services::Services;
 use shared::templates::TemplateBody;
 use shared::twilio::client::SenderId;
 
@@ -286,6 +288,19 @@ impl Resource for Connection {
     /// Twilio's last error stays until a text goes through, whatever an admin edits.
     fn keep_from(&mut self, existing: &Self) {
         self.last_error = existing.last_error.clone();
+    }
+
+    /// Inbound texts are routed by the number they were sent to, so no other connection (of
+    /// any clinic) may answer on this one's numbers.
+    async fn claim(&self, previous: Option<&Self>, services: &Services) -> Result<(), Problem> {
+        sender_claims::claim(&services.clinics, self, previous).await.map_err(|e| match e {
+            ClaimError::Taken { field, own_connection } => Problem::sender_taken(field, own_connection),
+            ClaimError::Store(cause) => cause.into(),
+        })
+    }
+
+    async fn release(from: &Self, to: Option<&Self>, services: &Services) {
+        sender_claims::release(&services.clinics, from, to).await;
     }
 
     async fn from_input(input: ConnectionInput, id: String, ctx: &InputContext<'_>) -> Result<Self, Problem> {

@@ -5,6 +5,7 @@ mod appointments;
 mod auth;
 mod checks;
 mod clinic_data;
+mod conversations;
 mod error_codes;
 mod json_input;
 mod messages;
@@ -38,7 +39,11 @@ pub fn router(services: Services) -> Router {
         .route("/v1/appointments", get(appointments::list).post(appointments::create))
         .route("/v1/appointments/{id}", get(appointments::show).put(appointments::replace).delete(appointments::remove))
         .route("/v1/appointments/{id}/reminder-check", get(appointments::reminder_check))
-        .route("/v1/contacts/{id}/sms-check", get(checks::sms_check));
+        .route("/v1/contacts/{id}/sms-check", get(checks::sms_check))
+        .route("/v1/conversations", get(conversations::list))
+        .route("/v1/conversations/{id}", get(conversations::show))
+        .route("/v1/conversations/{id}/close", post(conversations::close))
+        .route("/v1/conversations/{id}/link", post(conversations::link));
     router = records::routes::<Business>(router);
     router = records::routes::<Contact>(router);
     router = records::routes::<Group>(router);

@@ -53,6 +53,25 @@ impl Problem {
         Self::new(StatusCode::CONFLICT, slug, title, detail)
     }
 
+    /// A number or Messaging Service another connection already answers on. Another clinic's
+    /// connection is never named.
+    pub fn sender_taken(field: String, own_connection: Option<shared::ids::ConnectionId>) -> Self {
+        let detail = match own_connection {
+            Some(id) => format!(
+                "`{field}` is already used by this clinic's connection {id}; inbound texts are routed by number, so each number belongs to one connection."
+            ),
+            None => format!(
+                "`{field}` is already used by another clinic; inbound texts are routed by number, so each number belongs to one clinic. Contact support if the number is yours."
+            ),
+        };
+        Self { field: Some(field), ..Self::conflict("sender-taken", "The sender is already in use", detail) }
+    }
+
+    /// A conflict caused by the value of one field.
+    pub fn conflict_on(field: &str, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self { field: Some(field.to_owned()), ..Self::conflict(slug, title, detail) }
+    }
+
     pub fn forbidden(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed", detail)
     }

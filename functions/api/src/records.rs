@@ -47,6 +47,22 @@ pub trait Resource: ClinicRecord {
     /// On a replace: what the new record keeps from the one it replaces (e.g. when it was created).
     fn keep_from(&mut self, _existing: &Self) {}
 
+    /// Before the record is stored: takes what it must own alone (a connection's numbers);
+    /// `previous` is the record it replaces.
+    fn claim(
+        &self,
+        _previous: Option<&Self>,
+        _services: &Services,
+    ) -> impl Future<Output = Result<(), Problem>> + Send {
+        async { Ok(()) }
+    }
+
+    /// After a write: gives up what `from` held and `to` (what is stored now, if anything) no
+    /// longer needs.
+    fn release(_from: &Self, _to: Option<&Self>, _services: &Services) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
     /// What the API shows; the record itself unless a kind adds to it.
     fn view(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_default()
@@ -57,6 +73,21 @@ pub trait Resource: ClinicRecord {
 pub struct ListQuery {
     cursor: Option<String>,
     limit: Option<i32>,
+}
+
+impl ListQuery {
+    /// The page size asked for (50 unless given), 1 to 100.
+    pub fn limit(&self) -> Result<i32, Problem> {
+        let limit = self.limit.unwrap_or(50);
+        if !(1..=100).contains(&limit) {
+            return Err(Problem::invalid_field("limit", "`limit` must be between 1 and 100."));
+        }
+        Ok(limit)
+    }
+
+    pub fn cursor(&self) -> Option<&str> {
+        self.cursor.as_deref()
+    }
 }
 
 pub fn routes<T: Resource>(router: Router<Services>) -> Router<Services> {
@@ -89,15 +120,11 @@ async fn list<T: Resource>(
     Caller(caller): Caller,
     ValidQuery(query): ValidQuery<ListQuery>,
 ) -> Result<impl IntoResponse, Problem> {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=100).contains(&limit) {
-        return Err(Problem::invalid_field("limit", "`limit` must be between 1 and 100."));
-    }
-    let page =
-        services.clinics.list::<T>(&caller.clinic_id, query.cursor.as_deref(), limit).await.map_err(|e| match e {
-            ListError::BadCursor => Problem::invalid_field("cursor", "The cursor is not a cursor of this list."),
-            ListError::Store(e) => e.into(),
-        })?;
+    let limit = query.limit()?;
+    let page = services.clinics.list::<T>(&caller.clinic_id, query.cursor(), limit).await.map_err(|e| match e {
+        ListError::BadCursor => Problem::invalid_field("cursor", "The cursor is not a cursor of this list."),
+        ListError::Store(e) => e.into(),
+    })?;
     let items: Vec<_> = page.items.iter().map(T::view).collect();
     Ok(Json(serde_json::json!({ "items": items, "next_cursor": page.next_cursor })))
 }
@@ -113,7 +140,11 @@ async fn create<T: Resource>(
     let ctx = InputContext { services: &services, clinic: &clinic, now: services.clock.now() };
     let id = ulid::Ulid::from_datetime(ctx.now.into()).to_string().to_ascii_lowercase();
     let record = T::from_input(input, id, &ctx).await?;
-    services.clinics.insert_record(&record).await?;
+    record.claim(None, &services).await?;
+    if let Err(store_error) = services.clinics.insert_record(&record).await {
+        T::release(&record, None, &services).await;
+        return Err(store_error.into());
+    }
     Ok((StatusCode::CREATED, Json(record.view())))
 }
 
@@ -139,10 +170,19 @@ async fn replace<T: Resource>(
     let existing: T = services.clinics.record(&caller.clinic_id, &id).await?.ok_or_else(|| not_found::<T>(&id))?;
     let mut record = T::from_input(input, id.clone(), &ctx).await?;
     record.keep_from(&existing);
+    record.claim(Some(&existing), &services).await?;
     match services.clinics.replace_record(&record).await {
-        Ok(()) => Ok(Json(record.view())),
-        Err(StoreError::Conflict) => Err(not_found::<T>(&id)),
-        Err(other) => Err(other.into()),
+        Ok(()) => {
+            T::release(&existing, Some(&record), &services).await;
+            Ok(Json(record.view()))
+        }
+        Err(failure) => {
+            T::release(&record, Some(&existing), &services).await;
+            match failure {
+                StoreError::Conflict => Err(not_found::<T>(&id)),
+                other => Err(other.into()),
+            }
+        }
     }
 }
 
@@ -152,9 +192,11 @@ async fn remove<T: Resource>(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, Problem> {
     require_writer::<T>(&caller)?;
-    if services.clinics.delete_record::<T>(&caller.clinic_id, &id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(not_found::<T>(&id))
+    match services.clinics.take_record::<T>(&caller.clinic_id, &id).await? {
+        Some(removed) => {
+            T::release(&removed, None, &services).await;
+            Ok(StatusCode::NO_CONTENT)
+        }
+        None => Err(not_found::<T>(&id)),
     }
 }

@@ -8,6 +8,7 @@ use axum::response::IntoResponse;
 use serde::Deserialize;
 use shared::api_keys;
 use shared::clinic::{Preference, Role, SendMode, User, default_confirmation_keywords};
+use shared::confirmations::{self, KeywordRefused};
 use shared::ids::{ConnectionId, UserId};
 use shared::services::Services;
 
@@ -15,23 +16,6 @@ use crate::auth::Caller;
 use crate::json_input;
 use crate::problem::Problem;
 use crate::records::clinic_of;
-
-/// Twilio answers these itself (opt-out, opt-in, help), so they can never confirm an appointment.
-const RESERVED_KEYWORDS: &[&str] = &[
-    "STOP",
-    "STOPALL",
-    "UNSUBSCRIBE",
-    "CANCEL",
-    "END",
-    "QUIT",
-    "REVOKE",
-    "OPTOUT",
-    "START",
-    "YES",
-    "UNSTOP",
-    "HELP",
-    "INFO",
-];
 
 fn require_admin(caller: &shared::clinic::Principal) -> Result<(), Problem> {
     if caller.role == Role::Admin { Ok(()) } else { Err(Problem::forbidden("Only administrators can do this.")) }
@@ -115,20 +99,13 @@ pub async fn replace(
         .time_zone
         .parse::<chrono_tz::Tz>()
         .map_err(|_| Problem::invalid_field("time_zone", "Use an IANA time zone such as America/New_York."))?;
-    let mut keywords = Vec::new();
-    for keyword in &input.confirmation_keywords {
-        let word = keyword.trim().to_uppercase();
-        if word.is_empty() || word.contains(char::is_whitespace) {
-            return Err(Problem::invalid_field("confirmation_keywords", "Each keyword is a single word."));
-        }
-        if RESERVED_KEYWORDS.contains(&word.as_str()) {
-            return Err(Problem::invalid_field(
-                "confirmation_keywords",
-                format!("{word} is one of Twilio's opt-out, opt-in or help words and cannot confirm appointments."),
-            ));
-        }
-        keywords.push(word);
-    }
+    let keywords = confirmations::confirmation_keywords(&input.confirmation_keywords).map_err(|refused| {
+        let detail = match refused {
+            KeywordRefused::NotOneWord => "Each keyword is a single word.".to_owned(),
+            reserved @ KeywordRefused::Reserved(_) => format!("{reserved}."),
+        };
+        Problem::invalid_field("confirmation_keywords", detail)
+    })?;
     if let Some(id) = &input.default_connection_id
         && services.clinics.connection(&clinic.id, &ConnectionId::new(id.as_str())).await?.is_none()
     {

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use shared::message::{HistoryEntry, Message};
+use shared::message::{Direction, HistoryEntry, Message};
 use shared::message_status::MessageStatus;
 use shared::reason::Reason;
 use shared::twilio::error_catalogue;
@@ -16,7 +16,11 @@ pub struct Accepted {
 #[derive(Serialize)]
 pub struct MessageView<'a> {
     pub id: String,
+    pub direction: Direction,
+    pub from: Option<&'a str>,
     pub to: Option<&'a str>,
+    pub contact_id: Option<&'a str>,
+    pub conversation_id: Option<&'a str>,
     pub body: &'a str,
     pub status: MessageStatus,
     pub attempt: u32,
@@ -74,7 +78,11 @@ impl<'a> From<&'a Message> for MessageView<'a> {
         });
         Self {
             id: m.id.to_string(),
+            direction: m.direction,
+            from: m.from.as_ref().map(|f| f.as_str()),
             to: m.to.as_ref().map(|t| t.as_str()),
+            contact_id: m.contact_id.as_deref(),
+            conversation_id: m.conversation_id.as_deref(),
             body: m.body.as_str(),
             status: m.status,
             attempt: m.attempt,

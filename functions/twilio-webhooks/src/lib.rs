@@ -3,6 +3,7 @@
 //! before anything in it is read.
 
 mod api_gateway_stage;
+mod inbound;
 mod status;
 
 pub use api_gateway_stage::{OnApiGateway, on_api_gateway, without_stage};
@@ -18,7 +19,10 @@ use shared::twilio::signature;
 use tracing::warn;
 
 pub fn router(services: Services) -> Router {
-    Router::new().route("/twilio/status", post(status::callback)).with_state(services)
+    Router::new()
+        .route("/twilio/status", post(status::callback))
+        .route("/twilio/inbound", post(inbound::text))
+        .with_state(services)
 }
 
 /// A request whose signature checked out: its decoded form fields and query parameters.

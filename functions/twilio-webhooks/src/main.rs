@@ -1,4 +1,4 @@
-//! Twilio webhooks: signed delivery-status callbacks (and, later, inbound texts), on Lambda
+//! Twilio webhooks: signed delivery-status callbacks and inbound texts, on Lambda
 //! behind API Gateway, or on 127.0.0.1:3001 when run directly.
 
 use shared::services::Services;

@@ -2,5 +2,7 @@
 
 pub mod client;
 pub mod error_catalogue;
+pub mod inbound;
+pub mod keywords;
 pub mod signature;
 pub mod status;
