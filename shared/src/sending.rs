@@ -84,7 +84,7 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
         return reconcile(services, &message, now).await;
     }
     if message.status != MessageStatus::Queued {
-        return Ok(already_handled(&message));
+        return Ok(already_handled(&message, now));
     }
     if let Some(slot) = message.send_slot.filter(|slot| *slot > now) {
         let wait = until(slot, now);
@@ -130,8 +130,9 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
         }
     }
     let credits = u64::from(segments::analyse(message.body.as_str()).segments.max(1));
-    let Some(claimed) = claim(services, &message, credits).await? else {
-        return Ok(JobOutcome::Finished);
+    let claimed = match claim(services, &message, credits).await? {
+        Ok(claimed) => claimed,
+        Err(outcome) => return Ok(outcome),
     };
     let attempt = claimed.attempt;
     let verdict = call_twilio(services, &claimed, &connection).await;
@@ -184,18 +185,21 @@ fn log_update(update: &Update, attempt: u32) {
 
 /// `queued → sending` for a new attempt, paid for in the same transaction: a message is never
 /// claimed without its credits, and credits are never taken for a claim that did not happen.
-/// `None`: nothing to send (another invocation has it, it is gone, or the clinic is out of
-/// credits, which is recorded on the message).
-async fn claim(services: &Services, message: &Message, credits: u64) -> Result<Option<Message>, StoreError> {
+/// `Err(outcome)`: nothing to send now (another invocation has it, it is gone, or the clinic is
+/// out of credits, which is recorded on the message).
+async fn claim(
+    services: &Services,
+    message: &Message,
+    credits: u64,
+) -> Result<Result<Message, JobOutcome>, StoreError> {
     let mut current = message.clone();
     for _ in 0..CLAIM_TRIES {
         let now = services.clock.now();
         let Ok(next) = current.claim(now, services.timing.lease) else {
-            already_handled(&current);
-            return Ok(None);
+            return Ok(Err(already_handled(&current, now)));
         };
         match services.sender_store.claim_with_credits(&next, current.version, credits).await? {
-            Claim::Claimed => return Ok(Some(next)),
+            Claim::Claimed => return Ok(Ok(next)),
             Claim::NoCredits => {
                 let failure = Failure::reason(Reason::InsufficientCredits);
                 let retry_at = credit_retry_at(&current, now);
@@ -208,11 +212,11 @@ async fn claim(services: &Services, message: &Message, credits: u64) -> Result<O
                     })
                     .await?;
                 log_update(&update, current.attempt);
-                return Ok(None);
+                return Ok(Err(JobOutcome::Finished));
             }
             Claim::Changed => match services.messages.get(&current.id).await? {
                 Some(fresh) => current = fresh,
-                None => return Ok(None),
+                None => return Ok(Err(JobOutcome::Finished)),
             },
         }
     }
@@ -424,12 +428,14 @@ async fn reconcile(services: &Services, m: &Message, now: DateTime<Utc>) -> Resu
     }
 }
 
-/// Nothing to do for this job: the message is past sending, or another invocation holds a live
-/// claim on it (its own job stays until it is done; if it dies, that job comes back after the
-/// lease and reconciles).
-fn already_handled(current: &Message) -> JobOutcome {
+/// Nothing to do for this job now: the message is past sending, or another invocation holds a
+/// live claim on it. That invocation may hold this very SQS message (delivered twice, or its
+/// invocation died after claiming), so the job is kept until the lease ends rather than deleted:
+/// a claim whose outcome stays unknown must keep a job that will reconcile it.
+fn already_handled(current: &Message, now: DateTime<Utc>) -> JobOutcome {
     if current.status == MessageStatus::Sending {
         info!(message_id = %current.id, attempt = current.attempt, "claimed by another invocation");
+        return JobOutcome::RetryLater(lease_left(current, now));
     }
     JobOutcome::Finished
 }

@@ -20,11 +20,11 @@ use crate::support::TestStack;
 const TEXTS: usize = 500;
 /// The share of create requests that meet a fault.
 const FAULT_SHARE: f64 = 0.3;
-/// Visibility 180 s / 20 = 9 s, Twilio timeout 1 s, lease 2.25 s: a crashed batch is back in
-/// seconds, and the run stays within a few minutes.
-const TIME_SCALE: u32 = 20;
+/// Visibility 180 s / 10 = 18 s, Twilio timeout 1 s, lease 4.5 s: a crashed batch is back in
+/// seconds, and a loaded machine still leaves the lease a margin over the Twilio call.
+const TIME_SCALE: u32 = 10;
 /// How long the whole run may take before the test gives up and lists what is unfinished.
-const PATIENCE: Duration = Duration::from_secs(300);
+const PATIENCE: Duration = Duration::from_secs(420);
 
 /// Every fault the simulator can inject; a slow answer comes after `slow_ms`.
 fn every_fault(slow_ms: u64) -> Vec<Fault> {
@@ -122,6 +122,25 @@ fn message_id_in(callback: Option<&str>) -> Option<String> {
     url.query_pairs().find(|(name, _)| name == "m").map(|(_, id)| id.into_owned())
 }
 
+/// Text `i`, on its lane, queued; returns its id. Each has a number and a body of its own:
+/// reconciliation matches on them.
+async fn make_text(services: &shared::services::Services, i: usize) -> String {
+    let lane = lane_for(i);
+    let mut text = Message::new_outbound(
+        ClinicId::new("demo"),
+        E164::parse(&format!("+1415557{i:04}"), None).expect("valid"),
+        MessageBody::parse(&format!("Chaos run text {i}: your pet's vaccination is due.")).expect("valid"),
+        ConnectionId::new("main"),
+        lane,
+        None,
+        services.clock.now(),
+    );
+    text.lane = lane;
+    services.messages.insert(&text).await.expect("stored");
+    services.queues.enqueue(lane, &SendJob { message_id: text.id }).await.expect("queued");
+    text.id.to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_texts_through_faults_and_crashes_reach_twilio_once_each_or_fail_with_a_reason() {
     let t = TestStack::start_custom(|o| {
@@ -144,38 +163,60 @@ async fn five_hundred_texts_through_faults_and_crashes_reach_twilio_once_each_or
     let kinds = inject_every_fault(&t);
 
     let started = Instant::now();
+    // Made and queued a few at a time, as the senders already drain the lanes.
+    let mut making = tokio::task::JoinSet::new();
     let mut ids = HashSet::new();
     for i in 0..TEXTS {
-        // A number and a body of its own: reconciliation matches on them.
-        let lane = lane_for(i);
-        let mut text = Message::new_outbound(
-            ClinicId::new("demo"),
-            E164::parse(&format!("+1415557{i:04}"), None).expect("valid"),
-            MessageBody::parse(&format!("Chaos run text {i}: your pet's vaccination is due.")).expect("valid"),
-            ConnectionId::new("main"),
-            lane,
-            None,
-            services.clock.now(),
-        );
-        text.lane = lane;
-        services.messages.insert(&text).await.expect("stored");
-        services.queues.enqueue(lane, &SendJob { message_id: text.id }).await.expect("queued");
-        ids.insert(text.id.to_string());
+        if making.len() >= 8
+            && let Some(made) = making.join_next().await
+        {
+            ids.insert(made.expect("made"));
+        }
+        let services = services.clone();
+        making.spawn(async move { make_text(&services, i).await });
     }
-
-    // Until every text has settled and no job is left anywhere that could still send one.
+    while let Some(made) = making.join_next().await {
+        ids.insert(made.expect("made"));
+    }
+    // Until no job is left anywhere that could still send a text, then until every text has
+    // settled (callbacks may still be moving some along). The lanes' depth is cheap to ask; the
+    // messages are read only once the lanes are empty.
     let mut messages = Vec::new();
     while started.elapsed() < PATIENCE {
-        messages = all_messages(&t).await;
-        if messages.iter().all(|m| settled(m.status)) && jobs_left(&t).await.0 == 0 {
-            break;
+        let jobs = jobs_left(&t).await;
+        if jobs.0 == 0 {
+            messages = all_messages(&t).await;
+            if messages.iter().all(|m| settled(m.status)) {
+                break;
+            }
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    if messages.is_empty() {
+        messages = all_messages(&t).await;
     }
     let unsettled: Vec<String> = messages
         .iter()
         .filter(|m| !settled(m.status))
-        .map(|m| format!("{} {} attempt {} lease {:?}", m.id, m.status, m.attempt, m.lease_until))
+        .map(|m| {
+            let history: Vec<String> = m
+                .history
+                .iter()
+                .map(|h| {
+                    format!("{} {:?} a{} {:?} {:?} {:?}", h.at, h.status, h.attempt, h.actor, h.note, h.twilio_status)
+                })
+                .collect();
+            let to = m.to.as_ref().map(|n| n.as_str().to_owned()).unwrap_or_default();
+            let requests: Vec<String> = t
+                .stack
+                .simulator
+                .requests()
+                .iter()
+                .filter(|r| r.params.iter().any(|(k, v)| k == "To" && *v == to))
+                .map(|r| format!("{} {} {} {:?}", r.received_at, r.method, r.response_status, r.fault))
+                .collect();
+            format!("{} {} attempt {} lease {:?}: {history:#?} {requests:#?}", m.id, m.status, m.attempt, m.lease_until)
+        })
         .collect();
     let (jobs, dead) = jobs_left(&t).await;
     assert!(unsettled.is_empty(), "after {:?}, {} texts unsettled: {unsettled:#?}", started.elapsed(), unsettled.len());
