@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::dynamo::{StoreError, from_item, index_instant, plausible_id, s, to_item};
+use crate::dynamo::{StoreError, from_item, get_consistent, index_instant, plausible_id, s, to_item};
 use crate::ids::ClinicId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,16 +95,9 @@ impl AppointmentsTable {
         if !plausible_id(id) {
             return Ok(None);
         }
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(pk(id)))
-            .key("sk", s("APPOINTMENT"))
-            .consistent_read(true)
-            .send()
-            .await?;
-        let found: Option<Appointment> = out.item.map(from_item).transpose()?;
+        let (pk, sk) = Self::key(id);
+        let found: Option<Appointment> =
+            get_consistent(&self.client, &self.table, pk, sk).await?.map(from_item).transpose()?;
         Ok(found.filter(|a| &a.clinic_id == clinic))
     }
 

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use crate::clinic_records::{ListError, Page};
 use crate::conversations::{Conversation, ConversationStatus, id_in_list_key};
-use crate::dynamo::{Item, StoreError, from_item, n, plausible_id, s, to_item};
+use crate::dynamo::{Item, StoreError, from_item, get_consistent, n, plausible_id, s, to_item};
 use crate::ids::ClinicId;
 use crate::message::Message;
 
@@ -81,16 +81,8 @@ impl ConversationsTable {
         if !plausible_id(id) {
             return Ok(None);
         }
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(pk(id)))
-            .key("sk", s(SORT_KEY))
-            .consistent_read(true)
-            .send()
-            .await?;
-        let found: Option<Conversation> = out.item.map(from_item).transpose()?;
+        let found: Option<Conversation> =
+            get_consistent(&self.client, &self.table, pk(id), SORT_KEY.to_owned()).await?.map(from_item).transpose()?;
         Ok(found.filter(|c| &c.clinic_id == clinic))
     }
 

@@ -5,7 +5,7 @@
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 
-use crate::dynamo::{StoreError, n, number_of, s};
+use crate::dynamo::{StoreError, get_consistent, n, number_of, s};
 use crate::ids::ClinicId;
 
 #[derive(Clone, Debug)]
@@ -42,16 +42,8 @@ impl CountersTable {
     }
 
     pub async fn credit_balance(&self, clinic: &ClinicId) -> Result<u64, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(credits_pk(clinic)))
-            .key("sk", s("BALANCE"))
-            .consistent_read(true)
-            .send()
-            .await?;
-        Ok(number_of(out.item.as_ref(), "balance"))
+        let (pk, sk) = Self::balance_key(clinic);
+        Ok(number_of(get_consistent(&self.client, &self.table, pk, sk).await?.as_ref(), "balance"))
     }
 
     /// Adds credits (a top-up or a refund) and returns the new balance.

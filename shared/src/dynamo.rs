@@ -50,6 +50,18 @@ pub fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
     Ok(serde_dynamo::from_item(item)?)
 }
 
+/// Reads one item by its key, strongly consistent (what the caller decides from must be current).
+pub async fn get_consistent(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: String,
+    sk: String,
+) -> Result<Option<Item>, StoreError> {
+    let out =
+        client.get_item().table_name(table).key("pk", s(pk)).key("sk", s(sk)).consistent_read(true).send().await?;
+    Ok(out.item)
+}
+
 pub fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }

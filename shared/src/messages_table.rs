@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::Client;
 
 use chrono::{DateTime, Utc};
 
-use crate::dynamo::{Item, StoreError, from_item, index_instant, n, s, to_item};
+use crate::dynamo::{Item, StoreError, from_item, get_consistent, index_instant, n, s, to_item};
 use crate::ids::MessageId;
 use crate::message::{Message, Refused};
 use crate::message_status::MessageStatus;
@@ -125,16 +125,7 @@ impl MessagesTable {
     }
 
     pub async fn get(&self, id: &MessageId) -> Result<Option<Message>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(pk(id)))
-            .key("sk", s(SORT_KEY))
-            .consistent_read(true)
-            .send()
-            .await?;
-        out.item.map(from_item).transpose()
+        get_consistent(&self.client, &self.table, pk(id), SORT_KEY.to_owned()).await?.map(from_item).transpose()
     }
 
     /// Writes `next` if the stored message is still at `expected_version`.

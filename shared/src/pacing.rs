@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::counters_table::CountersTable;
-use crate::dynamo::{Item, StoreError, n, number_of, s};
+use crate::dynamo::{Item, StoreError, get_consistent, n, number_of, s};
 use crate::message::Lane;
 use crate::rate_limit::{Limits, WINDOW_SECS, WindowUsage, first_fit};
 
@@ -90,16 +90,8 @@ enum Granted {
 
 impl CountersTable {
     async fn window_usage(&self, key: &str, window: i64) -> Result<WindowUsage, StoreError> {
-        let out = self
-            .client()
-            .get_item()
-            .table_name(self.table())
-            .key("pk", s(format!("RATE#{key}")))
-            .key("sk", s(window.to_string()))
-            .consistent_read(true)
-            .send()
-            .await?;
-        Ok(usage_of(out.item.as_ref()))
+        let item = get_consistent(self.client(), self.table(), format!("RATE#{key}"), window.to_string()).await?;
+        Ok(usage_of(item.as_ref()))
     }
 
     /// Tries to grant `segments` in second `second` of `window` if the budget still allows it.
