@@ -17,8 +17,22 @@ pub struct MotoServer {
 impl MotoServer {
     pub async fn start() -> anyhow::Result<Self> {
         tools::ensure_venv()?;
+        Self::spawn(Command::new(tools::venv_bin("moto_server"))).await
+    }
+
+    /// moto with transactions that back up only the items they touch
+    /// (`tools/moto_for_benchmarks.py`): plain moto copies whole tables for each transaction,
+    /// so a long benchmark would measure the copy. Tests use [`MotoServer::start`].
+    pub async fn start_for_benchmarks() -> anyhow::Result<Self> {
+        tools::ensure_venv()?;
+        let mut command = Command::new(tools::venv_bin("python"));
+        command.arg(tools::project_root().join("tools/moto_for_benchmarks.py"));
+        Self::spawn(command).await
+    }
+
+    async fn spawn(mut command: Command) -> anyhow::Result<Self> {
         let port = free_port()?;
-        let child = Command::new(tools::venv_bin("moto_server"))
+        let child = command
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

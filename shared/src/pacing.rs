@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::counters_table::CountersTable;
 use crate::dynamo::{Item, StoreError, get_consistent, n, number_of, s};
 use crate::message::Lane;
-use crate::rate_limit::{Limits, WINDOW_SECS, WindowUsage, first_fit};
+use crate::rate_limit::{LaneUse, Limits, WINDOW_SECS, WindowUsage, first_fit};
 
 /// How far ahead a slot is searched for before the message is told to come back later.
 const HORIZON_WINDOWS: i64 = 360;
@@ -37,13 +37,21 @@ fn frontier_sk(lane: Lane) -> String {
     format!("FRONTIER#{}", lane_name(lane))
 }
 
+/// A window's counter item: `s{i}` every lane's segments in second `i`; `scheduled`, `bulk` and
+/// `shared` the shared lanes' segments over the window; `scheduled{i}`, `bulk{i}`, `shared{i}`
+/// the same per second. `shared` is kept beside its parts because a condition cannot add.
 fn usage_of(item: Option<&Item>) -> WindowUsage {
     let mut usage = WindowUsage::default();
     for (i, slot) in usage.per_second.iter_mut().enumerate() {
         *slot = number_of(item, &format!("s{i}"));
     }
-    usage.scheduled = number_of(item, "scheduled");
-    usage.bulk = number_of(item, "bulk");
+    usage.lanes = LaneUse { scheduled: number_of(item, "scheduled"), bulk: number_of(item, "bulk") };
+    for (i, lanes) in usage.lanes_per_second.iter_mut().enumerate() {
+        *lanes = LaneUse {
+            scheduled: number_of(item, &format!("scheduled{i}")),
+            bulk: number_of(item, &format!("bulk{i}")),
+        };
+    }
     usage
 }
 
@@ -127,20 +135,36 @@ impl CountersTable {
         } else {
             request.expression_attribute_values(":second_cap", n(limits.per_second - segments))
         };
-        if lane != Lane::Interactive {
-            let (name, cap) = match lane {
-                Lane::Scheduled => ("scheduled", limits.scheduled),
-                _ => ("bulk", limits.bulk),
-            };
-            update = "ADD #s :n, #total :n, #lane :n, #shared :n SET #expires = :expires".to_owned();
+        if let (Some(window_cap), Some(second_cap)) = (limits.window.lane(lane), limits.second.lane(lane)) {
+            let name = if lane == Lane::Scheduled { "scheduled" } else { "bulk" };
+            update = "ADD #s :n, #total :n, #lane :n, #shared :n, #lane_s :n, #shared_s :n SET #expires = :expires"
+                .to_owned();
             condition.push_str(
                 " AND (attribute_not_exists(#lane) OR #lane <= :lane_cap) AND (attribute_not_exists(#shared) OR #shared <= :shared_cap)",
             );
             request = request
                 .expression_attribute_names("#lane", name)
                 .expression_attribute_names("#shared", "shared")
-                .expression_attribute_values(":lane_cap", n(cap.saturating_sub(segments)))
-                .expression_attribute_values(":shared_cap", n(limits.scheduled_and_bulk.saturating_sub(segments)));
+                .expression_attribute_names("#lane_s", format!("{name}{second}"))
+                .expression_attribute_names("#shared_s", format!("shared{second}"))
+                .expression_attribute_values(":lane_cap", n(window_cap.saturating_sub(segments)))
+                .expression_attribute_values(
+                    ":shared_cap",
+                    n(limits.window.scheduled_and_bulk.saturating_sub(segments)),
+                );
+            // The same rule as `rate_limit::first_fit`: longer than the lane's share of a
+            // second, it goes where the shared lanes have sent nothing yet.
+            if segments > second_cap.min(limits.second.scheduled_and_bulk) {
+                condition.push_str(" AND (attribute_not_exists(#shared_s) OR #shared_s = :zero)");
+                request = request.expression_attribute_values(":zero", n(0));
+            } else {
+                condition.push_str(
+                    " AND (attribute_not_exists(#lane_s) OR #lane_s <= :lane_s_cap) AND (attribute_not_exists(#shared_s) OR #shared_s <= :shared_s_cap)",
+                );
+                request = request
+                    .expression_attribute_values(":lane_s_cap", n(second_cap - segments))
+                    .expression_attribute_values(":shared_s_cap", n(limits.second.scheduled_and_bulk - segments));
+            }
         }
         let result = request
             .update_expression(update)

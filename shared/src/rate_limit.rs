@@ -2,9 +2,12 @@
 //! second), shared by every concurrent sender through one counter item per connection and window.
 //!
 //! - At most MPS segments in any aligned second (no carry-over between seconds).
-//! - Lane shares, counted over aligned 10-second windows so they also work at 1 MPS: interactive
-//!   may use everything; scheduled at most 70%, bulk at most 50%, and the two together at most 80%,
-//!   so a fifth of the throughput always stays free for conversations.
+//! - Lane shares: interactive may use everything; scheduled at most 70%, bulk at most 50%, and
+//!   the two together at most 80%, so a fifth of every second stays free for conversations. Each
+//!   share holds in every second (rounded down, at least one segment) and over each aligned
+//!   10-second window. The window is what keeps the shares at low MPS, where a share of one second
+//!   rounds to a whole segment: at 2 MPS bulk may fill a second, but not more than 10 of 20
+//!   segments in ten seconds.
 //! - A message of more segments than the MPS goes out alone in an otherwise empty second.
 
 use serde::{Deserialize, Serialize};
@@ -27,49 +30,94 @@ impl Default for Shares {
     }
 }
 
-/// Segments allowed per second, and per window for the shared lanes.
+/// What each lane may take of a window or of one second, in segments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    pub per_second: u32,
+pub struct LaneCaps {
     pub scheduled: u32,
     pub bulk: u32,
     pub scheduled_and_bulk: u32,
 }
 
+impl LaneCaps {
+    fn of(budget: u32, shares: Shares) -> Self {
+        // At least one segment, so a lane is slow at worst, never stopped.
+        let share = |s: f64| ((f64::from(budget) * s.clamp(0.0, 1.0)).floor() as u32).max(1);
+        Self {
+            scheduled: share(shares.scheduled),
+            bulk: share(shares.bulk),
+            scheduled_and_bulk: share(shares.scheduled_and_bulk),
+        }
+    }
+
+    /// The cap for a shared lane (interactive has none).
+    pub fn lane(&self, lane: Lane) -> Option<u32> {
+        match lane {
+            Lane::Interactive => None,
+            Lane::Scheduled => Some(self.scheduled),
+            Lane::Bulk => Some(self.bulk),
+        }
+    }
+
+    fn room(&self, used: &LaneUse, lane: Lane, segments: u32) -> bool {
+        let Some(cap) = self.lane(lane) else {
+            return true;
+        };
+        used.shared() + segments <= self.scheduled_and_bulk && used.lane(lane) + segments <= cap
+    }
+}
+
+/// Segments allowed per second, and the shared lanes' caps per window and per second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub per_second: u32,
+    pub window: LaneCaps,
+    pub second: LaneCaps,
+}
+
 pub fn limits(mps: u32, shares: Shares) -> Limits {
-    let per_window = f64::from(mps.max(1)) * WINDOW_SECS as f64;
-    // At least one segment per window, so a lane is slow at worst, never stopped.
-    let share = |s: f64| ((per_window * s.clamp(0.0, 1.0)).floor() as u32).max(1);
+    let per_second = mps.max(1);
     Limits {
-        per_second: mps.max(1),
-        scheduled: share(shares.scheduled),
-        bulk: share(shares.bulk),
-        scheduled_and_bulk: share(shares.scheduled_and_bulk),
+        per_second,
+        window: LaneCaps::of(per_second * WINDOW_SECS as u32, shares),
+        second: LaneCaps::of(per_second, shares),
+    }
+}
+
+/// What the shared lanes have been granted, in a window or in one second.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LaneUse {
+    pub scheduled: u32,
+    pub bulk: u32,
+}
+
+impl LaneUse {
+    pub fn shared(&self) -> u32 {
+        self.scheduled + self.bulk
+    }
+
+    pub fn lane(&self, lane: Lane) -> u32 {
+        match lane {
+            Lane::Interactive => 0,
+            Lane::Scheduled => self.scheduled,
+            Lane::Bulk => self.bulk,
+        }
     }
 }
 
 /// What one window has granted so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WindowUsage {
+    /// Every lane's segments, per second.
     pub per_second: [u32; WINDOW_SECS],
-    pub scheduled: u32,
-    pub bulk: u32,
-}
-
-impl WindowUsage {
-    pub fn scheduled_and_bulk(&self) -> u32 {
-        self.scheduled + self.bulk
-    }
+    /// The shared lanes' segments over the window.
+    pub lanes: LaneUse,
+    /// The shared lanes' segments, per second.
+    pub lanes_per_second: [LaneUse; WINDOW_SECS],
 }
 
 /// Whether the lane's share of this window still has room for `segments`.
 pub fn lane_has_room(usage: &WindowUsage, limits: &Limits, lane: Lane, segments: u32) -> bool {
-    let shared = usage.scheduled_and_bulk() + segments <= limits.scheduled_and_bulk;
-    match lane {
-        Lane::Interactive => true,
-        Lane::Scheduled => shared && usage.scheduled + segments <= limits.scheduled,
-        Lane::Bulk => shared && usage.bulk + segments <= limits.bulk,
-    }
+    limits.window.room(&usage.lanes, lane, segments)
 }
 
 /// Whether a second that has granted `used` segments can take `segments` more.
@@ -80,13 +128,28 @@ pub fn second_has_room(used: u32, limits: &Limits, segments: u32) -> bool {
     used + segments <= limits.per_second
 }
 
+/// Whether second `second` of the window can take `segments` more for `lane`: room in the
+/// second, and in the lane's share of that second. A message longer than a second's share goes
+/// out in a second where its lane has sent nothing yet.
+fn fits_in_second(usage: &WindowUsage, limits: &Limits, lane: Lane, segments: u32, second: usize) -> bool {
+    if !second_has_room(usage.per_second[second], limits, segments) {
+        return false;
+    }
+    let used = &usage.lanes_per_second[second];
+    match limits.second.lane(lane) {
+        None => true,
+        Some(cap) if segments > cap.min(limits.second.scheduled_and_bulk) => used.shared() == 0,
+        Some(_) => limits.second.room(used, lane, segments),
+    }
+}
+
 /// The first second of the window, at or after `from`, where the message fits; `None` when the
 /// window has no room for it.
 pub fn first_fit(usage: &WindowUsage, limits: &Limits, lane: Lane, segments: u32, from: usize) -> Option<usize> {
     if !lane_has_room(usage, limits, lane, segments) {
         return None;
     }
-    (from..WINDOW_SECS).find(|&s| second_has_room(usage.per_second[s], limits, segments))
+    (from..WINDOW_SECS).find(|&s| fits_in_second(usage, limits, lane, segments, s))
 }
 
 #[cfg(test)]
@@ -98,9 +161,13 @@ mod tests {
     }
 
     #[test]
-    fn shares_are_counted_per_ten_second_window() {
-        assert_eq!(at(10), Limits { per_second: 10, scheduled: 70, bulk: 50, scheduled_and_bulk: 80 });
-        assert_eq!(at(1), Limits { per_second: 1, scheduled: 7, bulk: 5, scheduled_and_bulk: 8 });
+    fn shares_hold_per_ten_second_window_and_per_second() {
+        let l = at(10);
+        assert_eq!(l.window, LaneCaps { scheduled: 70, bulk: 50, scheduled_and_bulk: 80 });
+        assert_eq!(l.second, LaneCaps { scheduled: 7, bulk: 5, scheduled_and_bulk: 8 });
+        let l = at(1);
+        assert_eq!(l.window, LaneCaps { scheduled: 7, bulk: 5, scheduled_and_bulk: 8 });
+        assert_eq!(l.second, LaneCaps { scheduled: 1, bulk: 1, scheduled_and_bulk: 1 }, "never zero");
     }
 
     #[test]
@@ -116,24 +183,58 @@ mod tests {
     #[test]
     fn interactive_may_use_what_the_shared_lanes_may_not() {
         let l = at(10);
-        let usage = WindowUsage { per_second: [8; WINDOW_SECS], scheduled: 50, bulk: 30 };
+        let mut usage = WindowUsage {
+            per_second: [8; WINDOW_SECS],
+            lanes: LaneUse { scheduled: 50, bulk: 30 },
+            ..WindowUsage::default()
+        };
         assert!(!lane_has_room(&usage, &l, Lane::Scheduled, 1), "scheduled + bulk at 80%");
         assert!(!lane_has_room(&usage, &l, Lane::Bulk, 1));
         assert!(lane_has_room(&usage, &l, Lane::Interactive, 1));
         assert_eq!(first_fit(&usage, &l, Lane::Interactive, 2, 3), Some(3));
+        usage.lanes_per_second = [LaneUse { scheduled: 4, bulk: 4 }; WINDOW_SECS];
+        assert_eq!(first_fit(&usage, &l, Lane::Interactive, 2, 3), Some(3), "the shared lanes' seconds are full");
     }
 
     #[test]
-    fn each_shared_lane_has_its_own_cap() {
+    fn each_shared_lane_has_its_own_cap_per_window() {
         let l = at(10);
-        let bulk_full = WindowUsage { bulk: 50, ..WindowUsage::default() };
+        let bulk_full = WindowUsage { lanes: LaneUse { bulk: 50, scheduled: 0 }, ..WindowUsage::default() };
         assert!(!lane_has_room(&bulk_full, &l, Lane::Bulk, 1));
         assert!(lane_has_room(&bulk_full, &l, Lane::Scheduled, 20));
         assert!(!lane_has_room(&bulk_full, &l, Lane::Scheduled, 31), "together at most 80");
-        let scheduled_full = WindowUsage { scheduled: 70, ..WindowUsage::default() };
+        let scheduled_full = WindowUsage { lanes: LaneUse { scheduled: 70, bulk: 0 }, ..WindowUsage::default() };
         assert!(!lane_has_room(&scheduled_full, &l, Lane::Scheduled, 1));
         assert!(lane_has_room(&scheduled_full, &l, Lane::Bulk, 10));
         assert!(!lane_has_room(&scheduled_full, &l, Lane::Bulk, 11));
+    }
+
+    #[test]
+    fn a_fifth_of_every_second_stays_free_for_conversations() {
+        let l = at(20);
+        let mut usage = WindowUsage::default();
+        // Bulk alone: ten of twenty in a second, then the next second.
+        usage.per_second[0] = 10;
+        usage.lanes_per_second[0] = LaneUse { scheduled: 0, bulk: 10 };
+        assert_eq!(first_fit(&usage, &l, Lane::Bulk, 1, 0), Some(1));
+        assert_eq!(first_fit(&usage, &l, Lane::Scheduled, 6, 0), Some(0), "scheduled has six of sixteen left");
+        assert_eq!(first_fit(&usage, &l, Lane::Scheduled, 7, 0), Some(1));
+        // Both shared lanes at their joint 80%: only interactive fits in the second.
+        usage.per_second[0] = 16;
+        usage.lanes_per_second[0] = LaneUse { scheduled: 6, bulk: 10 };
+        assert_eq!(first_fit(&usage, &l, Lane::Scheduled, 1, 0), Some(1));
+        assert_eq!(first_fit(&usage, &l, Lane::Interactive, 4, 0), Some(0));
+        assert_eq!(first_fit(&usage, &l, Lane::Interactive, 5, 0), Some(1));
+    }
+
+    #[test]
+    fn a_shared_text_longer_than_its_share_of_a_second_goes_where_its_lanes_sent_nothing() {
+        let l = at(10);
+        let mut usage = WindowUsage::default();
+        usage.per_second[0] = 1;
+        usage.lanes_per_second[0] = LaneUse { scheduled: 1, bulk: 0 };
+        usage.per_second[1] = 2;
+        assert_eq!(first_fit(&usage, &l, Lane::Bulk, 6, 0), Some(1), "bulk's share of a second is 5");
     }
 
     #[test]

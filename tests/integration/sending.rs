@@ -116,6 +116,54 @@ async fn two_hundred_texts_on_a_ten_mps_connection_never_exceed_ten_segments_a_s
     assert!(250 <= 10 * (elapsed as usize + 1), "250 segments in {elapsed} s cannot stay under 10 MPS");
 }
 
+#[tokio::test]
+async fn the_shared_lanes_leave_a_fifth_of_every_second_to_conversations() {
+    use futures::{StreamExt, stream};
+    use shared::message::Lane;
+    use shared::rate_limit::{Shares, limits};
+
+    let t = TestStack::start().await;
+    let counters = &t.stack.services.counters;
+    let limits = limits(20, Shares::default());
+    // The start of a 10-second window, so every grant is counted against the same clock.
+    let now = chrono::DateTime::from_timestamp(t.stack.services.clock.now().timestamp() / 10 * 10, 0).expect("time");
+    let reserve = |lane: Lane, segments: u32| async move {
+        let slot = counters.reserve_send_slot("per-second", lane, segments, &limits, now, None).await;
+        (lane, segments, slot.expect("reserved").expect("within the horizon"))
+    };
+    // 60 bulk and 60 scheduled texts (every fifth of three segments) race for the same seconds.
+    let shared_lanes = (0..120).map(|i| {
+        let lane = if i % 2 == 0 { Lane::Bulk } else { Lane::Scheduled };
+        reserve(lane, if i % 5 == 0 { 3 } else { 1 })
+    });
+    let mut grants: Vec<_> = stream::iter(shared_lanes).buffer_unordered(16).collect().await;
+    // Then conversations: four segments still fit in the current second.
+    for _ in 0..4 {
+        let (lane, segments, at) = reserve(Lane::Interactive, 1).await;
+        assert_eq!(at, now, "a conversation text goes in the current second");
+        grants.push((lane, segments, at));
+    }
+
+    let mut per_second: std::collections::BTreeMap<i64, [u32; 3]> = Default::default();
+    for (lane, segments, at) in &grants {
+        let used = per_second.entry(at.timestamp()).or_default();
+        let index = match lane {
+            Lane::Interactive => 0,
+            Lane::Scheduled => 1,
+            Lane::Bulk => 2,
+        };
+        used[index] += segments;
+    }
+    for (second, [interactive, scheduled, bulk]) in &per_second {
+        assert!(interactive + scheduled + bulk <= 20, "second {second}: {interactive}+{scheduled}+{bulk} over 20");
+        assert!(scheduled + bulk <= 16, "second {second}: the shared lanes took {} of 20", scheduled + bulk);
+        assert!(*scheduled <= 14, "second {second}: scheduled took {scheduled}");
+        assert!(*bulk <= 10, "second {second}: bulk took {bulk}");
+    }
+    let total: u32 = grants.iter().map(|(_, segments, _)| segments).sum();
+    assert_eq!(total, 24 * 3 + 96 + 4, "every segment granted once");
+}
+
 use twilio_sim::{Fault, FaultPlan};
 
 /// Sends one text with `fault` on its first Twilio request; returns the message once delivered.

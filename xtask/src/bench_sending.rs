@@ -29,6 +29,7 @@ use shared::message::{Lane, Message, MessageBody};
 use shared::phone::E164;
 use shared::send_queue::SendJob;
 use shared::services::Services;
+use twilio_sim::Simulator;
 
 pub const USAGE: &str = "cargo xtask bench sending [--mps 1,10,50] [--seconds 20] [--bulk 1000]\n  \
                          sending    throughput at each MPS, and interactive latency while a bulk lane drains";
@@ -75,7 +76,7 @@ async fn sending(options: Options) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "error".into()))
         .init();
-    let moto = MotoServer::start().await?;
+    let moto = MotoServer::start_for_benchmarks().await?;
     println!("moto at {}\n", moto.endpoint);
     for mps in &options.mps {
         throughput(&moto.endpoint, *mps, options.seconds).await?;
@@ -117,13 +118,21 @@ fn counted(stack: &Stack, counter: &RequestCounter) -> anyhow::Result<(Services,
 }
 
 /// Queues `count` texts on `lane`, each to its own number (`+1415<first + i>`).
-async fn fill(services: &Services, lane: Lane, count: usize, first: usize, body: &str) -> anyhow::Result<()> {
+async fn fill(
+    services: &Services,
+    simulator: &Simulator,
+    lane: Lane,
+    count: usize,
+    first: usize,
+    body: &str,
+) -> anyhow::Result<()> {
     let body = MessageBody::parse(body)?;
     stream::iter(0..count)
         .map(|i| {
             let body = body.clone();
             async move {
                 let to = E164::parse(&format!("+1415{:07}", first + i), None)?;
+                simulator.lose_callbacks_to(to.as_str());
                 let now = services.clock.now();
                 let message =
                     Message::new_outbound(ClinicId::new("demo"), to, body, ConnectionId::new("main"), lane, None, now);
@@ -183,7 +192,15 @@ async fn throughput(endpoint: &str, mps: u32, seconds: u32) -> anyhow::Result<()
     println!("throughput at {mps} MPS: {count} one-segment texts on the interactive lane");
     let mut stack = stack(endpoint, &format!("mps{mps}"), mps).await?;
     let fill_started = Instant::now();
-    fill(&stack.services, Lane::Interactive, count, 5_550_000, "Your pet's vaccination is due next week.").await?;
+    fill(
+        &stack.services,
+        &stack.simulator,
+        Lane::Interactive,
+        count,
+        5_550_000,
+        "Your pet's vaccination is due next week.",
+    )
+    .await?;
     println!("  queued in       {:.1} s", fill_started.elapsed().as_secs_f64());
 
     let counter = RequestCounter::default();
@@ -262,7 +279,7 @@ async fn priority(endpoint: &str, bulk: usize) -> anyhow::Result<()> {
     println!("priority: {bulk} bulk texts on a {MPS}-MPS connection (bulk share 10/s), one interactive text a second");
     let mut stack = stack(endpoint, "priority", MPS).await?;
     let bulk_body = "The clinic is closed tomorrow because of the storm.";
-    fill(&stack.services, Lane::Bulk, bulk, 5_560_000, bulk_body).await?;
+    fill(&stack.services, &stack.simulator, Lane::Bulk, bulk, 5_560_000, bulk_body).await?;
     let is_bulk = |p: &[(String, String)]| param(p, "Body") == Some(bulk_body);
 
     let counter = RequestCounter::default();
@@ -276,6 +293,7 @@ async fn priority(endpoint: &str, bulk: usize) -> anyhow::Result<()> {
     // Interactive texts while at least a tenth of the bulk is still waiting.
     while arrivals(&stack, is_bulk).len() < bulk * 9 / 10 {
         let to = format!("+1415557{i:04}");
+        stack.simulator.lose_callbacks_to(&to);
         let sent_at = Utc::now();
         let response = http
             .post(&url)
