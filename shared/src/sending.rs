@@ -56,8 +56,12 @@ enum Verdict {
 
 /// Quiet hours ending this soon are treated as over (SQS hides a job in whole seconds).
 const SLOT_TOLERANCE: TimeDelta = TimeDelta::milliseconds(500);
-/// A job back this long after its reserved second takes a new one: that second has passed.
-const SLOT_TOO_LATE: TimeDelta = TimeDelta::seconds(2);
+/// A job back this long after the start of its reserved second takes a new one: sent now, it
+/// would reach Twilio in the next second, on top of that second's own texts.
+const SLOT_TOO_LATE: TimeDelta = TimeDelta::milliseconds(800);
+/// A hidden job comes back this much before its slot and sleeps the rest: SQS hides in whole
+/// seconds and delivers a little late, and a job back after its second has lost it.
+const BACK_BEFORE_SLOT: Duration = Duration::from_secs(2);
 /// A slot at most this far ahead is waited for inside the invocation: a few seconds of a sleeping
 /// Lambda cost far less than hiding the job and reading everything again when it comes back.
 /// Longer waits are hidden in SQS, so a long backlog never holds invocations.
@@ -89,7 +93,7 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
     if let Some(slot) = message.send_slot.filter(|slot| *slot > now) {
         let wait = until(slot, now);
         if wait > WAIT_IN_PLACE {
-            return Ok(JobOutcome::RetryLater(wait));
+            return Ok(JobOutcome::RetryLater(hide_for(wait)));
         }
         tokio::time::sleep(wait).await;
         now = services.clock.now();
@@ -300,7 +304,12 @@ async fn pace(
     }
     // Whatever the write finds, the job must not send before its slot.
     services.messages.update_from(message, |m| m.waiting_for_slot(slot, now)).await?;
-    Ok(Pace::Hide(wait))
+    Ok(Pace::Hide(hide_for(wait)))
+}
+
+/// How long to hide a job whose slot is `wait` away (more than `WAIT_IN_PLACE`).
+fn hide_for(wait: Duration) -> Duration {
+    wait.saturating_sub(BACK_BEFORE_SLOT)
 }
 
 /// When quiet hours end, if a scheduled or bulk text is inside them now (in its business's zone,
@@ -628,11 +637,21 @@ mod tests {
     }
 
     #[test]
-    fn a_slot_is_needed_until_one_is_reserved_and_again_once_it_has_long_passed() {
+    fn a_slot_is_needed_until_one_is_reserved_and_again_once_its_second_is_nearly_over() {
         let mut message = reminder();
         assert!(needs_slot(&message, at(NOW)));
         message.send_slot = Some(at(NOW));
         assert!(!needs_slot(&message, at(NOW) + SLOT_TOO_LATE));
-        assert!(needs_slot(&message, at(NOW) + SLOT_TOO_LATE + TimeDelta::seconds(1)));
+        assert!(needs_slot(&message, at(NOW) + SLOT_TOO_LATE + TimeDelta::milliseconds(1)));
+        assert!(SLOT_TOO_LATE < TimeDelta::seconds(1), "a text only ever goes inside its own second");
+    }
+
+    #[test]
+    fn a_hidden_job_comes_back_before_its_slot_even_when_sqs_rounds_up() {
+        let wait = Duration::from_millis(7_300);
+        let hidden = hide_for(wait);
+        let back_after = Duration::from_secs(hidden.as_secs_f64().ceil() as u64);
+        assert!(back_after < wait, "back after {back_after:?}, slot in {wait:?}");
+        assert!(wait - back_after <= WAIT_IN_PLACE, "the rest is slept in place");
     }
 }
