@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use tracing::{error, info, warn};
 
 use crate::appointments::{Appointment, AppointmentStatus};
@@ -56,9 +56,10 @@ enum Verdict {
 
 /// Quiet hours ending this soon are treated as over (SQS hides a job in whole seconds).
 const SLOT_TOLERANCE: TimeDelta = TimeDelta::milliseconds(500);
-/// A job back this long after the start of its reserved second takes a new one: sent now, it
-/// would reach Twilio in the next second, on top of that second's own texts.
-const SLOT_TOO_LATE: TimeDelta = TimeDelta::milliseconds(800);
+/// A job this far into its reserved second takes a new one, and a slot is never granted this
+/// far into a second: the claim still to make could carry the request to Twilio into the next
+/// second, on top of that second's own texts.
+const SLOT_TOO_LATE: TimeDelta = TimeDelta::milliseconds(500);
 /// A hidden job comes back this much before its slot and sleeps the rest: SQS hides in whole
 /// seconds and delivers a little late, and a job back after its second has lost it.
 const BACK_BEFORE_SLOT: Duration = Duration::from_secs(2);
@@ -127,7 +128,8 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
         return Ok(JobOutcome::Finished);
     }
     if let Some(key) = rate_key {
-        match pace(services, &message, &connection, &key, facts.rate, now).await? {
+        // The reads above take time: the slot is judged on the clock as it is now.
+        match pace(services, &message, &connection, &key, facts.rate, services.clock.now()).await? {
             Pace::Now => {}
             Pace::WaitHere(wait) => tokio::time::sleep(wait).await,
             Pace::Hide(wait) => return Ok(JobOutcome::RetryLater(wait)),
@@ -138,6 +140,15 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
         Ok(claimed) => claimed,
         Err(outcome) => return Ok(outcome),
     };
+    // The lease is what keeps a reconciler away: once too little of it is left for Twilio's
+    // answer (a stalled machine), asking Twilio could race a reconciler's new attempt. The
+    // reconciler finds nothing at Twilio and sends it then.
+    let now = services.clock.now();
+    let answer_by = now + TimeDelta::from_std(services.timing.twilio_timeout).unwrap_or_default();
+    if claimed.lease_until.is_none_or(|lease| answer_by >= lease) {
+        warn!(message_id = %claimed.id, "the claim ran out before Twilio could be asked; left to the reconciler");
+        return Ok(JobOutcome::RetryLater(lease_left(&claimed, now)));
+    }
     let attempt = claimed.attempt;
     let verdict = call_twilio(services, &claimed, &connection).await;
     let now = services.clock.now();
@@ -288,7 +299,9 @@ async fn pace(
 ) -> Result<Pace, StoreError> {
     let segments = segments::analyse(message.body.as_str()).segments.max(1);
     let limits = rate_limit::limits(connection.mps, services.shares);
-    let Some(slot) = services.counters.reserve_send_slot(key, message.lane, segments, &limits, now, snapshot).await?
+    let earliest = earliest_slot(now);
+    let Some(slot) =
+        services.counters.reserve_send_slot(key, message.lane, segments, &limits, earliest, snapshot).await?
     else {
         // No room within the hour: look again in a minute.
         return Ok(Pace::Hide(Duration::from_secs(60)));
@@ -305,6 +318,13 @@ async fn pace(
     // Whatever the write finds, the job must not send before its slot.
     services.messages.update_from(message, |m| m.waiting_for_slot(slot, now)).await?;
     Ok(Pace::Hide(hide_for(wait)))
+}
+
+/// Where a slot may start: a second more than `SLOT_TOO_LATE` gone is left to others, because a
+/// text granted it could reach Twilio in the next one.
+fn earliest_slot(now: DateTime<Utc>) -> DateTime<Utc> {
+    let second = now.with_nanosecond(0).unwrap_or(now);
+    if now - second > SLOT_TOO_LATE { second + TimeDelta::seconds(1) } else { now }
 }
 
 /// How long to hide a job whose slot is `wait` away (more than `WAIT_IN_PLACE`).
@@ -644,6 +664,14 @@ mod tests {
         assert!(!needs_slot(&message, at(NOW) + SLOT_TOO_LATE));
         assert!(needs_slot(&message, at(NOW) + SLOT_TOO_LATE + TimeDelta::milliseconds(1)));
         assert!(SLOT_TOO_LATE < TimeDelta::seconds(1), "a text only ever goes inside its own second");
+    }
+
+    #[test]
+    fn a_slot_is_never_granted_late_in_a_second() {
+        let second = at(NOW).with_nanosecond(0).expect("whole second");
+        assert_eq!(earliest_slot(second + TimeDelta::milliseconds(200)), second + TimeDelta::milliseconds(200));
+        assert_eq!(earliest_slot(second + SLOT_TOO_LATE), second + SLOT_TOO_LATE);
+        assert_eq!(earliest_slot(second + TimeDelta::milliseconds(700)), second + TimeDelta::seconds(1));
     }
 
     #[test]

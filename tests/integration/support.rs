@@ -29,6 +29,9 @@ impl TestStack {
 
     /// A stack with test options changed by `configure`.
     pub async fn start_custom(configure: impl FnOnce(&mut StackOptions)) -> Self {
+        if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        }
         let (endpoint, moto) = match std::env::var("CLINIC_SMS_MOTO_ENDPOINT") {
             Ok(endpoint) => (endpoint, None),
             Err(_) => {
