@@ -339,6 +339,8 @@ impl Resource for Connection {
             mps: input.mps,
             enabled: input.enabled,
             last_error: None,
+            last_inbound: None,
+            last_status_callback_at: None,
         })
     }
 }
