@@ -64,10 +64,20 @@ impl RecentRefreshes {
 }
 
 /// A patient's text was stored as `message_id` on this connection.
-pub async fn inbound_received(services: &Services, clinic: &ClinicId, connection: &ConnectionId, message_id: &MessageId) {
+pub async fn inbound_received(
+    services: &Services,
+    clinic: &ClinicId,
+    connection: &ConnectionId,
+    message_id: &MessageId,
+) {
     let at = services.clock.now().trunc_subsecs(0);
-    refresh(services, clinic, connection, ConnectionActivity::Inbound(InboundSeen { at, message_id: message_id.clone() }))
-        .await;
+    refresh(
+        services,
+        clinic,
+        connection,
+        ConnectionActivity::Inbound(InboundSeen { at, message_id: message_id.clone() }),
+    )
+    .await;
 }
 
 /// Twilio posted a status callback for `message` (whatever became of it), with `error_code`.
@@ -93,8 +103,7 @@ async fn refresh(services: &Services, clinic: &ClinicId, connection: &Connection
     if !services.recent_refreshes.take_turn(key.clone(), now) {
         return;
     }
-    let result =
-        services.clinics.refresh_connection_activity(clinic, connection, activity, now - REFRESH_EVERY).await;
+    let result = services.clinics.refresh_connection_activity(clinic, connection, activity, now - REFRESH_EVERY).await;
     if let Err(e) = result {
         services.recent_refreshes.forget(&key);
         warn!(error = ?e, %connection, "could not record the connection's webhook activity");

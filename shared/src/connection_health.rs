@@ -63,9 +63,9 @@ pub struct RecentSends {
 /// Reads `texts` (any order, any connection) for the traffic of `connection`.
 pub fn recent_sends(texts: &[TextFact], connection: &ConnectionId, now: DateTime<Utc>) -> RecentSends {
     let mut sends = RecentSends::default();
-    let outbound = texts.iter().filter(|t| {
-        t.connection_id == *connection && t.direction == Direction::Outbound && t.twilio_sid.is_some()
-    });
+    let outbound = texts
+        .iter()
+        .filter(|t| t.connection_id == *connection && t.direction == Direction::Outbound && t.twilio_sid.is_some());
     for text in outbound {
         sends.last_sent_at = sends.last_sent_at.max(Some(text.updated_at));
         // `submitted` changes only with a callback (or a status check hours later): a text that
@@ -99,11 +99,15 @@ pub fn connection_healthy(connection: &Connection) -> Check {
         at.format("%Y-%m-%d %H:%M UTC"),
         error_catalogue::describe(*code)
     );
-    let what_to_do = error_catalogue::lookup(*code).map_or(
-        "An administrator should look the error up in Twilio's console and fix the connection.",
-        |info| info.what_to_do,
-    );
-    if blocks_sending(*code) { fail("connection_healthy", detail, None, what_to_do) } else { warn("connection_healthy", detail, what_to_do) }
+    let what_to_do = error_catalogue::lookup(*code)
+        .map_or("An administrator should look the error up in Twilio's console and fix the connection.", |info| {
+            info.what_to_do
+        });
+    if blocks_sending(*code) {
+        fail("connection_healthy", detail, None, what_to_do)
+    } else {
+        warn("connection_healthy", detail, what_to_do)
+    }
 }
 
 /// Whether Twilio's webhooks reach us for this connection: status callbacks for the texts it
@@ -146,7 +150,10 @@ pub fn inbound_texts_arriving(connection: &Connection, sends: &RecentSends, now:
         ),
         Some(seen) => pass(
             NAME,
-            format!("Twilio's callbacks arrive; the last text from a patient came {}.", seen.at.format("%Y-%m-%d %H:%M UTC")),
+            format!(
+                "Twilio's callbacks arrive; the last text from a patient came {}.",
+                seen.at.format("%Y-%m-%d %H:%M UTC")
+            ),
         ),
     }
 }
@@ -247,7 +254,11 @@ mod tests {
         assert!(check.detail.contains("no status callback") && check.what_to_do.is_some(), "{check:?}");
 
         c.last_status_callback_at = Some(at(9));
-        assert_eq!(inbound_texts_arriving(&c, &sends, at(60)).outcome, Outcome::Warning, "an older callback proves nothing");
+        assert_eq!(
+            inbound_texts_arriving(&c, &sends, at(60)).outcome,
+            Outcome::Warning,
+            "an older callback proves nothing"
+        );
         c.last_status_callback_at = Some(at(11));
         assert_eq!(inbound_texts_arriving(&c, &sends, at(60)).outcome, Outcome::Passed);
     }
@@ -257,7 +268,11 @@ mod tests {
         let mut c = connection();
         c.last_status_callback_at = Some(at(1));
         let idle = RecentSends::default();
-        assert_eq!(inbound_texts_arriving(&c, &idle, at(60)).outcome, Outcome::Passed, "nothing sent, nothing to expect");
+        assert_eq!(
+            inbound_texts_arriving(&c, &idle, at(60)).outcome,
+            Outcome::Passed,
+            "nothing sent, nothing to expect"
+        );
 
         let sending = RecentSends { last_sent_at: Some(at(0)), ..RecentSends::default() };
         let check = inbound_texts_arriving(&c, &sending, at(60));

@@ -62,7 +62,14 @@ pub(crate) fn fail(
     reason: Option<Reason>,
     what_to_do: &'static str,
 ) -> Check {
-    Check { check, passed: false, outcome: Outcome::Failed, detail: detail.into(), reason, what_to_do: Some(what_to_do) }
+    Check {
+        check,
+        passed: false,
+        outcome: Outcome::Failed,
+        detail: detail.into(),
+        reason,
+        what_to_do: Some(what_to_do),
+    }
 }
 
 /// Worth a look, but nothing is stopped: never a did-not-trigger reason.

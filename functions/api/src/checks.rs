@@ -5,8 +5,8 @@ use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use shared::clinic::{Preference, User};
 use shared::connection_health;
-use shared::reminder_checks::Outcome;
 use shared::contacts::{Contact, OptOut, SmsNumber};
+use shared::reminder_checks::Outcome;
 use shared::reminder_window::local_date;
 use shared::services::Services;
 
