@@ -39,15 +39,18 @@ impl ConnectionActivity {
     }
 }
 
+/// A connection and the kind of activity refreshed on it.
+type RefreshKey = (ClinicId, ConnectionId, &'static str);
+
 /// What this process refreshed lately, per connection and kind: a refresh within
 /// [`REFRESH_EVERY`] of the last is not even asked for.
 #[derive(Debug, Clone, Default)]
-pub struct RecentRefreshes(Arc<Mutex<HashMap<(ClinicId, ConnectionId, &'static str), DateTime<Utc>>>>);
+pub struct RecentRefreshes(Arc<Mutex<HashMap<RefreshKey, DateTime<Utc>>>>);
 
 impl RecentRefreshes {
     /// `true` (and remembered as done at `now`) when no refresh of this kind happened here within
     /// the interval.
-    fn take_turn(&self, key: (ClinicId, ConnectionId, &'static str), now: DateTime<Utc>) -> bool {
+    fn take_turn(&self, key: RefreshKey, now: DateTime<Utc>) -> bool {
         let mut done = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         match done.get(&key) {
             Some(last) if now - *last < REFRESH_EVERY && *last <= now => false,
@@ -58,7 +61,7 @@ impl RecentRefreshes {
         }
     }
 
-    fn forget(&self, key: &(ClinicId, ConnectionId, &'static str)) {
+    fn forget(&self, key: &RefreshKey) {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
     }
 }
@@ -71,13 +74,8 @@ pub async fn inbound_received(
     message_id: &MessageId,
 ) {
     let at = services.clock.now().trunc_subsecs(0);
-    refresh(
-        services,
-        clinic,
-        connection,
-        ConnectionActivity::Inbound(InboundSeen { at, message_id: message_id.clone() }),
-    )
-    .await;
+    refresh(services, clinic, connection, ConnectionActivity::Inbound(InboundSeen { at, message_id: *message_id }))
+        .await;
 }
 
 /// Twilio posted a status callback for `message` (whatever became of it), with `error_code`.
