@@ -139,6 +139,11 @@ impl Stack {
             },
             public_base_url: base_url.parse()?,
         };
+        // As a clinic sets each number's "a message comes in" webhook in Twilio's console.
+        let inbound_url = settings.webhook_url(shared::webhook_rejections::WebhookRoute::Inbound.path());
+        for number in [DEMO_SENDER, OTHER_SENDER] {
+            simulator.set_inbound_url(number, &inbound_url);
+        }
         let timing = Timing::default().scaled(options.time_scale);
         let mut services = Services::new(settings, &aws, options.clock.clone(), timing)?;
         services.shares = options.shares;

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::connection_health::InboundSeen;
 use crate::ids::{ClinicId, ConnectionId, UserId};
 use crate::phone::{Country, E164, PhoneError};
 use crate::twilio::client::SenderId;
@@ -85,6 +86,14 @@ pub struct Connection {
     /// The last error Twilio gave that was about the sender or the account (not one recipient).
     #[serde(default)]
     pub last_error: Option<ConnectionError>,
+    /// The last text a patient sent through this connection (refreshed at most once a minute).
+    /// Absent, not null, when unknown: the conditional update that refreshes it tests for absence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_inbound: Option<InboundSeen>,
+    /// When Twilio last posted a status callback for a text sent through this connection
+    /// (refreshed at most once a minute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_status_callback_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,9 +103,10 @@ pub struct ConnectionError {
 }
 
 /// Twilio errors that describe the connection itself: credentials, account, sending number,
-/// registration, or geographic permissions.
+/// registration, geographic permissions, a trial account's unverified recipients, or carrier
+/// filtering of the sender's traffic. 30002, 30007 and 30034 come in delivery callbacks.
 pub fn is_connection_error(code: u32) -> bool {
-    matches!(code, 20003 | 21212 | 21606 | 21408 | 30002 | 30034)
+    matches!(code, 20003 | 21212 | 21606 | 21408 | 21608 | 30002 | 30007 | 30034)
 }
 
 impl crate::clinic_records::ClinicRecord for Connection {

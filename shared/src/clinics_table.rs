@@ -6,6 +6,7 @@ use aws_sdk_dynamodb::Client;
 
 use crate::api_keys::ApiKeyRecord;
 use crate::clinic::{Clinic, Connection};
+use crate::connection_activity::ConnectionActivity;
 use crate::dynamo::{StoreError, from_item, s, to_item};
 use crate::ids::{ClinicId, ConnectionId};
 
@@ -117,6 +118,73 @@ impl ClinicsTable {
         };
         match request.send().await.map_err(StoreError::from) {
             Ok(_) | Err(StoreError::Conflict) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Records a connection-level error Twilio reported in a status callback (the connection is
+    /// named by the message, so no read is needed); nothing happens to a deleted connection.
+    pub async fn set_connection_error_by_id(
+        &self,
+        clinic: &ClinicId,
+        connection: &ConnectionId,
+        error: &crate::clinic::ConnectionError,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(clinic_pk(clinic)))
+            .key("sk", s(format!("CONNECTION#{connection}")))
+            .condition_expression("attribute_exists(pk)")
+            .update_expression("SET last_error = :e")
+            .expression_attribute_values(":e", serde_dynamo::to_attribute_value(error)?)
+            .send()
+            .await;
+        match result.map_err(StoreError::from) {
+            Ok(_) | Err(StoreError::Conflict) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Sets `attribute` of a connection's item to `value` (whose time is `at`) unless it was set
+    /// at or after `stale_before`: one conditional `UpdateItem`, so a busy connection's item is
+    /// written at most once per interval however many webhooks arrive. `false` when nothing was
+    /// written (fresh enough already, or the connection is gone).
+    pub async fn refresh_connection_activity(
+        &self,
+        clinic: &ClinicId,
+        connection: &ConnectionId,
+        activity: ConnectionActivity,
+        stale_before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError> {
+        let (attribute, time_path, value) = match &activity {
+            ConnectionActivity::Inbound(seen) => {
+                ("last_inbound", "last_inbound.#at", serde_dynamo::to_attribute_value(seen)?)
+            }
+            ConnectionActivity::StatusCallback(at) => {
+                ("last_status_callback_at", "last_status_callback_at", serde_dynamo::to_attribute_value(at)?)
+            }
+        };
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(clinic_pk(clinic)))
+            .key("sk", s(format!("CONNECTION#{connection}")))
+            .update_expression(format!("SET {attribute} = :v"))
+            .condition_expression(format!(
+                "attribute_exists(pk) AND (attribute_not_exists({attribute}) OR {time_path} < :stale)"
+            ))
+            .expression_attribute_values(":v", value)
+            .expression_attribute_values(":stale", serde_dynamo::to_attribute_value(stale_before)?);
+        if time_path.contains("#at") {
+            // `at` is not reserved today; named anyway so the expression never breaks on it.
+            request = request.expression_attribute_names("#at", "at");
+        }
+        match request.send().await.map_err(StoreError::from) {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
             Err(other) => Err(other),
         }
     }

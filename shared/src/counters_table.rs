@@ -156,6 +156,47 @@ impl CountersTable {
         }
     }
 
+    /// Counts one webhook request refused for its signature, under its route and the hour it
+    /// came in (one `ADD`; the item expires two days later).
+    pub async fn count_webhook_rejection(&self, route: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(crate::webhook_rejections::PARTITION))
+            .key("sk", s(crate::webhook_rejections::item_key(now, route)))
+            .update_expression("ADD rejected :one SET expires_at = :expires")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":expires", n((now + TimeDelta::days(2)).timestamp()))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// The hourly rejection items of the last 24 hours (this hour and the 23 before), as
+    /// (sort key, count): one `Query` over at most 24 items per route.
+    pub async fn webhook_rejections(&self, now: DateTime<Utc>) -> Result<Vec<(String, u64)>, StoreError> {
+        let (from, to) = crate::webhook_rejections::last_day(now);
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(crate::webhook_rejections::PARTITION))
+            .expression_attribute_values(":from", s(from))
+            .expression_attribute_values(":to", s(to))
+            .consistent_read(true)
+            .send()
+            .await?;
+        let items = out.items.unwrap_or_default();
+        Ok(items
+            .iter()
+            .filter_map(|item| {
+                let sk = item.get("sk").and_then(|v| v.as_s().ok())?.clone();
+                Some((sk, number_of(Some(item), "rejected")))
+            })
+            .collect())
+    }
+
     /// How many texts a user has sent on `day`.
     pub async fn allowance_used(&self, clinic: &ClinicId, user: &str, day: NaiveDate) -> Result<u32, StoreError> {
         let out = self

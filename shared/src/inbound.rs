@@ -8,6 +8,7 @@
 use tracing::{info, warn};
 
 use crate::confirmations;
+use crate::connection_activity;
 use crate::contacts::{Contact, number_index_key};
 use crate::conversations::Conversation;
 use crate::dynamo::StoreError;
@@ -59,6 +60,8 @@ pub async fn receive(services: &Services, text: &InboundText) -> Result<Received
     match services.messages.insert(&message).await {
         Ok(()) => {
             info!(message_id = %message.id, clinic_id = %message.clinic_id, from = %text.from.masked(), known_contact = message.contact_id.is_some(), "inbound text stored");
+            connection_activity::inbound_received(services, &message.clinic_id, &message.connection_id, &message.id)
+                .await;
             Ok(Received::Stored(Box::new(message)))
         }
         // The other delivery of the same text stored it meanwhile.

@@ -112,6 +112,30 @@ impl MessagesTable {
         Ok(due)
     }
 
+    /// The sending facts of a clinic's latest `limit` messages, newest first (one `Query` on
+    /// the clinic index, only the attributes connection health judges by).
+    pub async fn recent_texts(
+        &self,
+        clinic: &crate::ids::ClinicId,
+        limit: i32,
+    ) -> Result<Vec<crate::connection_health::TextFact>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("gsi1")
+            .key_condition_expression("gsi1pk = :clinic AND begins_with(gsi1sk, :msg)")
+            .expression_attribute_values(":clinic", s(format!("CLINIC#{clinic}")))
+            .expression_attribute_values(":msg", s("MSG#"))
+            .projection_expression("connection_id, #status, direction, twilio_sid, updated_at")
+            .expression_attribute_names("#status", "status")
+            .scan_index_forward(false)
+            .limit(limit)
+            .send()
+            .await?;
+        out.items.unwrap_or_default().into_iter().map(from_item).collect()
+    }
+
     /// Stores a new message; fails with `Conflict` if the id exists.
     pub async fn insert(&self, message: &Message) -> Result<(), StoreError> {
         self.client

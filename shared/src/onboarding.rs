@@ -86,6 +86,8 @@ pub async fn create_clinic(
         mps: new.mps.max(1),
         enabled: true,
         last_error: None,
+        last_inbound: None,
+        last_status_callback_at: None,
     };
     let clinic = Clinic {
         id: clinic_id.clone(),

@@ -97,6 +97,13 @@ impl E164 {
         &self.0
     }
 
+    /// The number's ISO 3166-1 region (`US`), as Twilio's `FromCountry`/`ToCountry` give it;
+    /// `None` when libphonenumber cannot tell (a shared country code without metadata).
+    pub fn region(&self) -> Option<String> {
+        let parsed = phonenumber::parse(None, &self.0).ok()?;
+        parsed.country().id().map(|id| id.as_ref().to_owned())
+    }
+
     /// For logs: country code and last two digits only (`+1•••••••23`).
     pub fn masked(&self) -> String {
         let digits: Vec<char> = self.0.chars().skip(1).collect();
@@ -138,6 +145,14 @@ impl fmt::Display for E164 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_number_knows_its_region() {
+        let region = |n: &str| E164::parse(n, None).ok().and_then(|e| e.region());
+        assert_eq!(region("+14155550123").as_deref(), Some("US"));
+        assert_eq!(region("+447400123456").as_deref(), Some("GB"));
+        assert_eq!(region("+14165550123").as_deref(), Some("CA"));
+    }
 
     fn us() -> Option<Country> {
         "US".parse().ok()

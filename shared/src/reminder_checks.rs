@@ -29,10 +29,21 @@ pub struct ReminderFacts<'a> {
     pub credits_needed: Option<u64>,
 }
 
+/// How a check came out. A warning does not stop a text (`passed` stays true) but says what a
+/// person should look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Passed,
+    Warning,
+    Failed,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
     pub check: &'static str,
     pub passed: bool,
+    pub outcome: Outcome,
     pub detail: String,
     /// The did-not-trigger reason this check produces when it fails.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -41,12 +52,36 @@ pub struct Check {
     pub what_to_do: Option<&'static str>,
 }
 
-fn pass(check: &'static str, detail: impl Into<String>) -> Check {
-    Check { check, passed: true, detail: detail.into(), reason: None, what_to_do: None }
+pub(crate) fn pass(check: &'static str, detail: impl Into<String>) -> Check {
+    Check { check, passed: true, outcome: Outcome::Passed, detail: detail.into(), reason: None, what_to_do: None }
 }
 
-fn fail(check: &'static str, detail: impl Into<String>, reason: Option<Reason>, what_to_do: &'static str) -> Check {
-    Check { check, passed: false, detail: detail.into(), reason, what_to_do: Some(what_to_do) }
+pub(crate) fn fail(
+    check: &'static str,
+    detail: impl Into<String>,
+    reason: Option<Reason>,
+    what_to_do: &'static str,
+) -> Check {
+    Check {
+        check,
+        passed: false,
+        outcome: Outcome::Failed,
+        detail: detail.into(),
+        reason,
+        what_to_do: Some(what_to_do),
+    }
+}
+
+/// Worth a look, but nothing is stopped: never a did-not-trigger reason.
+pub(crate) fn warn(check: &'static str, detail: impl Into<String>, what_to_do: &'static str) -> Check {
+    Check {
+        check,
+        passed: true,
+        outcome: Outcome::Warning,
+        detail: detail.into(),
+        reason: None,
+        what_to_do: Some(what_to_do),
+    }
 }
 
 /// The decision: the number and template to send, or why no reminder is sent.
@@ -162,15 +197,6 @@ pub fn reminder_checks(facts: &ReminderFacts<'_>) -> Vec<Check> {
         pass("opt_out", "The client has not opted out.")
     });
     checks.push(match facts.connection {
-        Some(c) if c.enabled && c.last_error.is_some() => {
-            let code = c.last_error.as_ref().map_or(0, |e| e.code);
-            fail(
-                "connection",
-                format!("{}: Twilio's last error was {code}: {}", c.label, crate::twilio::error_catalogue::describe(code)),
-                None,
-                "An administrator should fix the connection (see the error's advice); the error clears on the next successful send.",
-            )
-        }
         Some(c) if c.enabled => pass("connection", format!("Sending through {}.", c.label)),
         Some(c) => fail(
             "connection",
@@ -286,6 +312,8 @@ mod tests {
                 mps: 1,
                 enabled: true,
                 last_error: None,
+                last_inbound: None,
+                last_status_callback_at: None,
             },
         }
     }

@@ -265,7 +265,10 @@ pub async fn explain(
     let mut facts = loaded.facts(business, appointment);
     facts.credit_balance = credit_balance;
     facts.credits_needed = credits_needed;
-    let checks = reminder_checks(&facts);
+    let mut checks = reminder_checks(&facts);
+    if let Some(connection) = &loaded.connection {
+        checks.extend(crate::connection_health::current_checks(services, connection).await?);
+    }
     Ok(Some((checks, loaded)))
 }
 

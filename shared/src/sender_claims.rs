@@ -205,6 +205,8 @@ mod tests {
             mps: 1,
             enabled: true,
             last_error: None,
+            last_inbound: None,
+            last_status_callback_at: None,
         }
     }
 

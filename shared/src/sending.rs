@@ -593,6 +593,8 @@ mod tests {
             mps: 1,
             enabled,
             last_error: None,
+            last_inbound: None,
+            last_status_callback_at: None,
         }
     }
 

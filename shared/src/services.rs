@@ -10,6 +10,7 @@ use crate::appointments::AppointmentsTable;
 use crate::clinics_table::ClinicsTable;
 use crate::clock::Clock;
 use crate::config::{ConfigError, Settings};
+use crate::connection_activity::RecentRefreshes;
 use crate::conversations_table::ConversationsTable;
 use crate::counters_table::CountersTable;
 use crate::event_bus::EventBus;
@@ -80,6 +81,9 @@ pub struct Services {
     pub timing: Timing,
     /// Each lane's share of a connection's throughput.
     pub shares: Shares,
+    /// Connection activity this process recorded lately (so a busy connection costs one write a
+    /// minute, not one per webhook).
+    pub recent_refreshes: RecentRefreshes,
 }
 
 impl Services {
@@ -113,6 +117,7 @@ impl Services {
             clock,
             timing,
             shares: Shares::default(),
+            recent_refreshes: RecentRefreshes::default(),
         })
     }
 

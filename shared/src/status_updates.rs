@@ -3,6 +3,7 @@
 
 use tracing::{info, warn};
 
+use crate::connection_activity;
 use crate::dynamo::StoreError;
 use crate::ids::MessageId;
 use crate::message::{Refused, StatusCallback};
@@ -29,11 +30,17 @@ pub async fn record(
         Update::Applied(message) => {
             let advanced = message.history.last().is_some_and(|h| h.applied);
             info!(message_id = %id, twilio_status = %callback.message_status, status = %message.status, advanced, "status callback");
+            connection_activity::status_callback_received(services, &message, callback.error_code).await;
             CallbackOutcome::Recorded { advanced }
         }
-        Update::Refused(Refused::DuplicateCallback, _) => CallbackOutcome::Duplicate,
-        Update::Refused(other, _) => {
+        Update::Refused(Refused::DuplicateCallback, message) => {
+            // Still proof that callbacks reach us; the error, if any, was recorded the first time.
+            connection_activity::status_callback_received(services, &message, None).await;
+            CallbackOutcome::Duplicate
+        }
+        Update::Refused(other, message) => {
             warn!(message_id = %id, %other, "status callback refused");
+            connection_activity::status_callback_received(services, &message, None).await;
             CallbackOutcome::Duplicate
         }
         Update::Missing => {

@@ -92,8 +92,8 @@ async fn a_sender_error_marks_the_connection_until_a_text_goes_through() {
     let (_, check, _) =
         crate::support::read(t.http.get(&check_url).bearer_auth(t.key()).send().await.expect("answers")).await;
     let connection_check =
-        check["checks"].as_array().and_then(|c| c.iter().find(|c| c["check"] == "connection")).cloned();
-    let connection_check = connection_check.expect("a connection check");
+        check["checks"].as_array().and_then(|c| c.iter().find(|c| c["check"] == "connection_healthy")).cloned();
+    let connection_check = connection_check.expect("a connection_healthy check");
     assert_eq!(connection_check["passed"], false, "{connection_check}");
     assert!(connection_check["detail"].as_str().is_some_and(|d| d.contains("21606")));
 

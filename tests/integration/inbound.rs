@@ -1,5 +1,6 @@
 //! Texts patients send to a clinic's numbers: signed, routed by `To` to one clinic, matched to a
-//! contact by `From` within it, stored once however often Twilio delivers them.
+//! contact by `From` within it, stored once however often Twilio delivers them. The last tests
+//! have the simulator post them, as Twilio would.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use serde_json::json;
 use shared::message::Direction;
 use shared::message_status::MessageStatus;
 use tokio::task::JoinSet;
+use twilio_sim::{InboundText, OptOutType};
 
 use crate::support::TestStack;
 
@@ -121,4 +123,69 @@ async fn a_text_to_one_clinics_number_never_touches_another_clinic() {
     // A number nobody answers on: acknowledged, stored nowhere.
     assert_eq!(t.inbound(&sid(3), PATIENT, "+15017122699", "Hello?", &[]).await.0, 200);
     assert_eq!((t.clinic_messages("demo").await.len(), t.clinic_messages("other").await.len()), (1, 1));
+}
+
+/// A phone texting a clinic number through the simulator, which posts Twilio's own webhook.
+async fn text_via_twilio(t: &TestStack, text: InboundText) -> twilio_sim::InboundDelivery {
+    let delivery = t.stack.simulator.send_inbound(text).await.expect("Twilio routes it");
+    assert!(delivery.response_statuses.iter().all(|s| *s == 200), "{:?}", delivery.response_statuses);
+    delivery
+}
+
+#[tokio::test]
+async fn a_text_twilio_delivers_twice_is_stored_once() {
+    let t = TestStack::start().await;
+    let mut text = InboundText::new(PATIENT, DEMO_SENDER, "Running 10 minutes late");
+    text.duplicate = true;
+    let delivery = text_via_twilio(&t, text).await;
+    assert_eq!(delivery.response_statuses.len(), 2, "posted twice");
+    let stored = t.clinic_messages("demo").await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].twilio_sid.as_deref(), Some(delivery.message_sid.as_str()));
+    assert_eq!(stored[0].body.as_str(), "Running 10 minutes late");
+}
+
+#[tokio::test]
+async fn stop_with_twilios_opt_out_type_records_the_opt_out() {
+    let t = TestStack::start().await;
+    let key = t.key().to_owned();
+    let ana = contact(&t, &key, "Ana", PATIENT).await;
+    let mut text = InboundText::new(PATIENT, DEMO_SENDER, "Arrêtez");
+    text.opt_out_type = Some(OptOutType::Stop);
+    text_via_twilio(&t, text).await;
+
+    let (status, check) = t.call(&key, Method::GET, &format!("/v1/contacts/{ana}/sms-check"), None).await;
+    assert_eq!(status, 200, "{check}");
+    let opt_out = check["checks"].as_array().and_then(|c| c.iter().find(|c| c["check"] == "opt_out")).cloned();
+    assert_eq!(opt_out.map(|c| c["passed"].clone()), Some(json!(false)), "{check}");
+    let (status, refused) =
+        t.call(&key, Method::POST, "/v1/messages", Some(&json!({"to": PATIENT, "body": "Hello"}))).await;
+    assert_eq!(status, 409, "an opted-out number is not texted: {refused}");
+
+    let mut start = InboundText::new(PATIENT, DEMO_SENDER, "Start");
+    start.opt_out_type = Some(OptOutType::Start);
+    text_via_twilio(&t, start).await;
+    let (status, _) = t.call(&key, Method::POST, "/v1/messages", Some(&json!({"to": PATIENT, "body": "Hello"}))).await;
+    assert_eq!(status, 202, "opted back in");
+}
+
+#[tokio::test]
+async fn a_text_twilio_posts_for_one_clinics_number_never_touches_another_clinic() {
+    let t = TestStack::start().await;
+    let b = t.other_clinic("other", OTHER_SENDER).await.api_key;
+    let b_contact = contact(&t, &b, "Bea", PATIENT).await;
+    let mut stop = InboundText::new(PATIENT, DEMO_SENDER, "STOP");
+    stop.duplicate = true;
+    text_via_twilio(&t, stop).await;
+
+    assert_eq!(t.clinic_messages("demo").await.len(), 1);
+    assert!(t.clinic_messages("other").await.is_empty(), "B has nothing");
+    let (status, check) = t.call(&b, Method::GET, &format!("/v1/contacts/{b_contact}/sms-check"), None).await;
+    assert_eq!(status, 200, "{check}");
+    let opt_out = check["checks"].as_array().and_then(|c| c.iter().find(|c| c["check"] == "opt_out")).cloned();
+    assert_eq!(opt_out.map(|c| c["passed"].clone()), Some(json!(true)), "A's STOP is not B's: {check}");
+    let (_, b_health) = t.call(&b, Method::GET, "/v1/connections/main/health", None).await;
+    assert_eq!(b_health["last_inbound"], serde_json::Value::Null, "{b_health}");
+    let (_, a_health) = t.call(t.key(), Method::GET, "/v1/connections/main/health", None).await;
+    assert!(a_health["last_inbound"]["message_id"].is_string(), "{a_health}");
 }

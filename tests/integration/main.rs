@@ -6,6 +6,7 @@ mod allowances;
 mod api;
 mod chaos;
 mod clinic_data;
+mod connection_health;
 mod conversations;
 mod error_codes;
 mod events;

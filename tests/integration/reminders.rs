@@ -228,6 +228,12 @@ async fn each_appointment_gets_one_reminder_or_one_reason() {
         call(&t, reqwest::Method::GET, &format!("/v1/appointments/{}/reminder-check", expected[0].0), None).await;
     assert_eq!(ok_check["all_passed"], true, "{ok_check}");
     assert_eq!(ok_check["reminder"]["status"], "delivered", "{ok_check}");
+    let outcome = |name: &str| {
+        let checks = ok_check["checks"].as_array().expect("checks");
+        checks.iter().find(|c| c["check"] == name).map(|c| c["outcome"].clone()).unwrap_or_default()
+    };
+    assert_eq!(outcome("connection_healthy"), "passed", "{ok_check}");
+    assert_eq!(outcome("inbound_texts_arriving"), "warning", "texts went out, no patient ever texted: {ok_check}");
 }
 
 #[tokio::test]

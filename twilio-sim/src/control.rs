@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::callbacks::Outcome;
 use crate::faults::{Fault, FaultPlan};
+use crate::inbound::{InboundDelivery, InboundText};
 use crate::recording::RecordedRequest;
 use crate::resource::SimMessage;
 use crate::state::SimState;
@@ -21,6 +22,36 @@ pub(crate) fn router() -> Router<Arc<SimState>> {
         .route("/sim/faults", post(inject_fault).delete(clear_faults))
         .route("/sim/requests", get(requests))
         .route("/sim/messages", get(messages))
+        .route("/sim/inbound", post(send_inbound).get(inbound_deliveries))
+        .route("/sim/inbound-urls", post(set_inbound_url))
+}
+
+/// Posts an [`InboundText`] to the clinic's webhook and answers 200 with the
+/// [`InboundDelivery`] (what was posted, the webhook's statuses); 422 when Twilio could not
+/// have routed it (no account owns `to`, no URL).
+async fn send_inbound(State(state): State<Arc<SimState>>, Json(text): Json<InboundText>) -> Response {
+    match crate::inbound::deliver(&state, text).await {
+        Ok(delivery) => Json(delivery).into_response(),
+        Err(problem) => (StatusCode::UNPROCESSABLE_ENTITY, format!("{problem:#}")).into_response(),
+    }
+}
+
+async fn inbound_deliveries(State(state): State<Arc<SimState>>) -> Json<Vec<InboundDelivery>> {
+    Json(state.inbound_deliveries())
+}
+
+/// `{"number": "+1…" or "MG…", "url": "https://…/twilio/inbound"}`: the number's (or
+/// Messaging Service's) "a message comes in" webhook.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InboundUrlRequest {
+    number: String,
+    url: String,
+}
+
+async fn set_inbound_url(State(state): State<Arc<SimState>>, Json(request): Json<InboundUrlRequest>) -> StatusCode {
+    state.set_inbound_url(&request.number, &request.url);
+    StatusCode::NO_CONTENT
 }
 
 #[derive(Debug, Deserialize)]

@@ -12,8 +12,11 @@
 //! - `POST /sim/overrides` (`{"to": "+1…", "outcome": "deliver" | "undelivered" | "failed" |
 //!   "hold", "error_code": 30003}`), `DELETE /sim/overrides`, `POST /sim/faults`
 //!   (`{"fault": {"kind": "throttle", "retry_after_secs": 1}, "plan": {"times": 1}}`, see
-//!   [`Fault`] and [`FaultPlan`]), `DELETE /sim/faults`, `GET /sim/requests`, `GET /sim/messages`:
-//!   the same controls as the [`Simulator`] methods, for the local runner and curl.
+//!   [`Fault`] and [`FaultPlan`]), `DELETE /sim/faults`, `GET /sim/requests`, `GET /sim/messages`,
+//!   `POST /sim/inbound-urls` (`{"number": "+1…" or "MG…", "url": "…/twilio/inbound"}`),
+//!   `POST /sim/inbound` (a phone texts a number, see [`InboundText`]; answers the
+//!   [`InboundDelivery`]) and `GET /sim/inbound`: the same controls as the [`Simulator`]
+//!   methods, for the local runner and curl.
 //!
 //! ```no_run
 //! # async fn demo(config: twilio_sim::SimConfig) -> anyhow::Result<()> {
@@ -30,6 +33,7 @@ mod callbacks;
 mod connection;
 mod control;
 mod faults;
+mod inbound;
 mod list;
 mod messages_api;
 mod recording;
@@ -52,6 +56,7 @@ use url::Url;
 pub use accounts::{Account, AccountKind, MessagingService, SimConfig};
 pub use callbacks::Outcome;
 pub use faults::{Fault, FaultPlan};
+pub use inbound::{InboundDelivery, InboundText, OptOutType};
 pub use recording::RecordedRequest;
 pub use resource::SimMessage;
 
@@ -145,6 +150,23 @@ impl Simulator {
     /// Removes every fault plan, spent or not.
     pub fn clear_faults(&self) {
         self.state.faults.clear();
+    }
+
+    /// Sets the "a message comes in" webhook of a number (E.164) or Messaging Service (MG SID).
+    pub fn set_inbound_url(&self, number_or_service: &str, url: &str) {
+        self.state.set_inbound_url(number_or_service, url);
+    }
+
+    /// A phone texts one of the accounts' numbers: Twilio's inbound webhook is posted, signed
+    /// with the owning account's auth token, once or (with `duplicate`) twice with the same
+    /// `MessageSid`. Fails when Twilio could not have routed it (no account owns `to`, no URL).
+    pub async fn send_inbound(&self, text: InboundText) -> anyhow::Result<InboundDelivery> {
+        inbound::deliver(&self.state, text).await
+    }
+
+    /// Every inbound text posted so far, in order, with the webhook's answers.
+    pub fn inbound_deliveries(&self) -> Vec<InboundDelivery> {
+        self.state.inbound_deliveries()
     }
 
     /// Waits until every message's lifecycle, callbacks included, has played out. `false` if

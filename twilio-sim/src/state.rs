@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use crate::accounts::{Account, SimConfig};
 use crate::callbacks::Outcome;
 use crate::faults::Faults;
+use crate::inbound::InboundDelivery;
 use crate::recording::RecordedRequest;
 use crate::resource::{MessageRecord, SimMessage};
 
@@ -34,6 +35,10 @@ pub(crate) struct SimState {
     pub faults: Faults,
     /// Message lifecycles still to play out; `callbacks_settled` waits for zero.
     pub pending_lifecycles: watch::Sender<usize>,
+    /// The inbound webhook URL of a number or a Messaging Service (by its E.164 or MG SID).
+    pub inbound_urls: Mutex<HashMap<String, String>>,
+    /// Every inbound text posted, in order.
+    pub inbound: Mutex<Vec<InboundDelivery>>,
 }
 
 impl SimState {
@@ -56,6 +61,8 @@ impl SimState {
             lost_callbacks: Mutex::default(),
             faults: Faults::default(),
             pending_lifecycles: watch::Sender::new(0),
+            inbound_urls: Mutex::default(),
+            inbound: Mutex::default(),
         })
     }
 
@@ -90,6 +97,21 @@ impl SimState {
 
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.requests).clone()
+    }
+
+    pub fn set_inbound_url(&self, number_or_service: &str, url: &str) {
+        lock(&self.inbound_urls).insert(number_or_service.to_owned(), url.to_owned());
+    }
+
+    /// Where a text to `number` is posted: its Messaging Service's URL when it is in one that
+    /// has one (the service's setting wins at Twilio), else the number's own.
+    pub fn inbound_url(&self, service: Option<&str>, number: &str) -> Option<String> {
+        let urls = lock(&self.inbound_urls);
+        service.and_then(|s| urls.get(s)).or_else(|| urls.get(number)).cloned()
+    }
+
+    pub fn inbound_deliveries(&self) -> Vec<InboundDelivery> {
+        lock(&self.inbound).clone()
     }
 
     /// Runs `change` on the stored message, if it exists, and returns what it returned.

@@ -10,7 +10,9 @@ use axum::routing::post;
 use axum::{Form, Router};
 use serde_json::{Value, json};
 use shared::twilio::signature;
-use twilio_sim::{Account, AccountKind, Fault, FaultPlan, MessagingService, Outcome, SimConfig, Simulator};
+use twilio_sim::{
+    Account, AccountKind, Fault, FaultPlan, InboundText, MessagingService, OptOutType, Outcome, SimConfig, Simulator,
+};
 
 const LIVE_TOKEN: &str = "live-auth-token";
 const TEST_TOKEN: &str = "test-auth-token";
@@ -160,7 +162,10 @@ struct Receiver {
 impl Receiver {
     async fn start(status: StatusCode) -> Self {
         let received = Arc::new(Mutex::new(Vec::new()));
-        let app = Router::new().route("/twilio/status", post(receive)).with_state((Arc::clone(&received), status));
+        let app = Router::new()
+            .route("/twilio/status", post(receive))
+            .route("/twilio/inbound", post(receive))
+            .with_state((Arc::clone(&received), status));
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -925,4 +930,75 @@ async fn faults_over_http_are_checked_and_cleared() {
     assert_eq!(client.http.delete(control.clone()).send().await.unwrap().status(), StatusCode::NO_CONTENT);
     client.create(&FIELDS).await;
     assert_eq!(statuses_and_faults(&sim), [(201, Some("slow".to_owned())), (201, None)]);
+}
+
+#[tokio::test]
+async fn a_phone_texts_a_number_and_the_inbound_webhook_gets_twilios_signed_fields() {
+    let sim = Simulator::start(config()).await.unwrap();
+    let receiver = Receiver::start(StatusCode::OK).await;
+    let inbound_url = receiver.url.replace("/twilio/status", "/twilio/inbound");
+    sim.set_inbound_url(LIVE_NUMBER, &inbound_url);
+
+    let mut text = InboundText::new("+14155550123", LIVE_NUMBER, "Stop");
+    text.opt_out_type = Some(OptOutType::Stop);
+    text.duplicate = true;
+    let delivery = sim.send_inbound(text).await.unwrap();
+    assert_eq!(delivery.response_statuses, [200, 200], "posted twice");
+    assert_eq!(delivery.url, inbound_url);
+    let received = receiver.received();
+    assert_eq!(received.len(), 2);
+    assert_eq!(received[0].params, received[1].params, "the same text, same MessageSid");
+    let first = &received[0];
+    let sid = first.param("MessageSid").unwrap();
+    assert!(sid.starts_with("SM") && sid.len() == 34, "{sid}");
+    for (name, expected) in [
+        ("SmsSid", sid),
+        ("SmsMessageSid", sid),
+        ("AccountSid", live_sid().as_str()),
+        ("From", "+14155550123"),
+        ("To", LIVE_NUMBER),
+        ("Body", "Stop"),
+        ("NumMedia", "0"),
+        ("NumSegments", "1"),
+        ("SmsStatus", "received"),
+        ("ApiVersion", "2010-04-01"),
+        ("FromCountry", "US"),
+        ("ToCountry", "US"),
+        ("OptOutType", "STOP"),
+    ] {
+        assert_eq!(first.param(name), Some(expected), "{name}");
+    }
+    assert_eq!(first.param("MessagingServiceSid"), None, "the number is in no service");
+    let signature = first.signature.as_deref().unwrap();
+    assert!(signature::verify(LIVE_TOKEN, &inbound_url, &first.params, signature), "signed as Twilio signs");
+    assert_eq!(sim.inbound_deliveries(), [delivery]);
+}
+
+#[tokio::test]
+async fn a_pool_number_names_its_service_and_an_unknown_number_or_url_is_refused_over_http() {
+    let sim = Simulator::start(config()).await.unwrap();
+    let receiver = Receiver::start(StatusCode::OK).await;
+    let inbound_url = receiver.url.replace("/twilio/status", "/twilio/inbound");
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let control = |path: &str| sim.base_url().join(path).unwrap();
+
+    let no_url = json!({"from": "+14155550123", "to": POOL[0], "body": "Hi"});
+    let answer = http.post(control("/sim/inbound")).json(&no_url).send().await.unwrap();
+    assert_eq!(answer.status(), 422, "no URL configured yet");
+    let set = json!({"number": service_sid(), "url": inbound_url});
+    assert_eq!(http.post(control("/sim/inbound-urls")).json(&set).send().await.unwrap().status(), 204);
+
+    let answer = http.post(control("/sim/inbound")).json(&no_url).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let delivery: Value = answer.json().await.unwrap();
+    assert_eq!(delivery["response_statuses"], json!([200]));
+    let received = receiver.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].param("MessagingServiceSid"), Some(service_sid().as_str()));
+    assert_eq!(received[0].param("OptOutType"), None);
+
+    let nobodys = json!({"from": "+14155550123", "to": "+15017122699", "body": "Hi", "url": inbound_url});
+    assert_eq!(http.post(control("/sim/inbound")).json(&nobodys).send().await.unwrap().status(), 422);
+    let listed: Value = http.get(control("/sim/inbound")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
 }

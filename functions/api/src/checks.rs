@@ -4,7 +4,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use shared::clinic::{Preference, User};
+use shared::connection_health;
 use shared::contacts::{Contact, OptOut, SmsNumber};
+use shared::reminder_checks::Outcome;
 use shared::reminder_window::local_date;
 use shared::services::Services;
 
@@ -13,7 +15,13 @@ use crate::problem::Problem;
 use crate::records::clinic_of;
 
 fn check(name: &str, passed: bool, detail: String, what_to_do: Option<&str>) -> serde_json::Value {
-    serde_json::json!({ "check": name, "passed": passed, "detail": detail, "what_to_do": if passed { None } else { what_to_do } })
+    serde_json::json!({
+        "check": name,
+        "passed": passed,
+        "outcome": if passed { Outcome::Passed } else { Outcome::Failed },
+        "detail": detail,
+        "what_to_do": if passed { None } else { what_to_do },
+    })
 }
 
 pub async fn sms_check(
@@ -82,24 +90,16 @@ pub async fn sms_check(
         Some(id) => services.clinics.connection(&clinic.id, id).await?,
         None => None,
     };
-    checks.push(match connection {
-        Some(c) if c.enabled && c.last_error.is_some() => {
-            let code = c.last_error.as_ref().map_or(0, |e| e.code);
-            check(
-                "connection",
-                false,
-                format!(
-                    "{}: Twilio's last error was {code}: {}",
-                    c.label,
-                    shared::twilio::error_catalogue::describe(code)
-                ),
-                Some("An administrator should fix the connection; the error clears on the next successful send."),
-            )
-        }
+    checks.push(match &connection {
         Some(c) if c.enabled => check("connection", true, format!("Sending through {}.", c.label), None),
         Some(c) => check("connection", false, format!("{} is disabled.", c.label), Some("Enable the connection.")),
         None => check("connection", false, "No default connection.".into(), Some("Add a Twilio connection.")),
     });
+    if let Some(c) = &connection {
+        for more in connection_health::current_checks(&services, c).await? {
+            checks.push(serde_json::to_value(more).unwrap_or_default());
+        }
+    }
     let all_passed = checks.iter().all(|c| c["passed"] == true);
     Ok(Json(serde_json::json!({ "contact_id": contact.id, "all_passed": all_passed, "checks": checks })))
 }

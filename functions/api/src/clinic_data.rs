@@ -285,9 +285,12 @@ impl Resource for Connection {
     const ADMIN_WRITES: bool = true;
     type Input = ConnectionInput;
 
-    /// Twilio's last error stays until a text goes through, whatever an admin edits.
+    /// Twilio's last error stays until a text goes through, and when Twilio last reached us
+    /// for the connection stays true, whatever an admin edits.
     fn keep_from(&mut self, existing: &Self) {
         self.last_error = existing.last_error.clone();
+        self.last_inbound = existing.last_inbound.clone();
+        self.last_status_callback_at = existing.last_status_callback_at;
     }
 
     /// Inbound texts are routed by the number they were sent to, so no other connection (of
@@ -339,6 +342,8 @@ impl Resource for Connection {
             mps: input.mps,
             enabled: input.enabled,
             last_error: None,
+            last_inbound: None,
+            last_status_callback_at: None,
         })
     }
 }

@@ -5,6 +5,7 @@ mod appointments;
 mod auth;
 mod checks;
 mod clinic_data;
+mod connection_health;
 mod conversations;
 mod error_codes;
 mod json_input;
@@ -40,6 +41,7 @@ pub fn router(services: Services) -> Router {
         .route("/v1/appointments/{id}", get(appointments::show).put(appointments::replace).delete(appointments::remove))
         .route("/v1/appointments/{id}/reminder-check", get(appointments::reminder_check))
         .route("/v1/contacts/{id}/sms-check", get(checks::sms_check))
+        .route("/v1/connections/{id}/health", get(connection_health::show))
         .route("/v1/conversations", get(conversations::list))
         .route("/v1/conversations/{id}", get(conversations::show))
         .route("/v1/conversations/{id}/close", post(conversations::close))

@@ -11,11 +11,12 @@ use shared::twilio::inbound::parse;
 use tracing::{error, warn};
 
 use crate::verify;
+use shared::webhook_rejections::WebhookRoute;
 
 const EMPTY_TWIML: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response></Response>"#;
 
 pub async fn text(State(services): State<Services>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    let request = match verify(&services, &uri, &headers, &body) {
+    let request = match verify(&services, WebhookRoute::Inbound, &uri, &headers, &body).await {
         Ok(request) => request,
         Err(rejected) => return rejected.into_response(),
     };

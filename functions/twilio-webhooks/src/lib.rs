@@ -16,6 +16,7 @@ use axum::routing::post;
 use shared::metrics;
 use shared::services::Services;
 use shared::twilio::signature;
+use shared::webhook_rejections::{self, WebhookRoute};
 use tracing::warn;
 
 pub fn router(services: Services) -> Router {
@@ -53,9 +54,11 @@ impl IntoResponse for SignatureRejected {
 
 /// Checks the signature of a form-encoded webhook. The URL is rebuilt from the configured public
 /// base URL and the route (never from `Host` or the scheme the request arrived with), with the
-/// query string byte for byte as received. A rejection is counted under the route it matched.
-pub fn verify(
+/// query string byte for byte as received. A rejection is counted under the route it matched:
+/// as an EMF metric line, and in the counters table for the connection health (one `ADD`).
+pub async fn verify(
     services: &Services,
+    route: WebhookRoute,
     uri: &Uri,
     headers: &HeaderMap,
     body: &Bytes,
@@ -70,6 +73,7 @@ pub fn verify(
     if !valid {
         warn!(route = uri.path(), signed = signature.is_some(), "webhook rejected: signature does not verify");
         metrics::webhook_signature_rejected(uri.path(), services.clock.now());
+        webhook_rejections::count(services, route).await;
         return Err(SignatureRejected);
     }
     let query =

@@ -13,9 +13,10 @@ use shared::status_updates;
 use tracing::{error, warn};
 
 use crate::verify;
+use shared::webhook_rejections::WebhookRoute;
 
 pub async fn callback(State(services): State<Services>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    let request = match verify(&services, &uri, &headers, &body) {
+    let request = match verify(&services, WebhookRoute::Status, &uri, &headers, &body).await {
         Ok(request) => request,
         Err(rejected) => return rejected.into_response(),
     };

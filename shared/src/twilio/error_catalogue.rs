@@ -79,6 +79,13 @@ pub const CATALOGUE: &[ErrorInfo] = &[
         Retry::Never,
     ),
     info(
+        21608,
+        "A trial Twilio account can only text numbers verified for it.",
+        "The Twilio account is still a trial, and the client's number is not on its verified list.",
+        "An administrator should upgrade the Twilio account (or, for testing, verify the number in Twilio).",
+        Retry::Never,
+    ),
+    info(
         21610,
         "The client has opted out of texts from this clinic (they replied STOP).",
         "The client asked not to receive texts.",
@@ -747,7 +754,7 @@ mod tests {
     /// The codes the catalogue must explain: Twilio's codes for sending and delivery, and every
     /// 30xxx messaging code Twilio publishes (its error dictionary as of 2023, plus 30036 and 30500).
     const REQUIRED: &[u32] = &[
-        20003, 20429, 21211, 21212, 21408, 21606, 21610, 21611, 21612, 21614, 21617, //
+        20003, 20429, 21211, 21212, 21408, 21606, 21608, 21610, 21611, 21612, 21614, 21617, //
         30001, 30002, 30003, 30004, 30005, 30006, 30007, 30008, 30009, 30010, 30011, 30012, 30013, 30014, 30015, 30016,
         30017, 30018, 30019, 30020, 30021, 30022, 30023, 30024, 30025, 30026, 30027, 30028, 30029, 30030, 30031, 30032,
         30033, 30034, 30035, 30036, //
