@@ -1,12 +1,19 @@
-"""moto_server for the benchmarks, with two changes that remove costs moto has and AWS has not.
+"""moto_server for the benchmarks, with three changes that make it behave as DynamoDB and SQS do
+under a benchmark's load: many concurrent requests, and tables and queues thousands deep.
 
-A benchmark that queues thousands of texts would otherwise measure these rather than the sender:
+1. moto serves each request on its own thread and takes no lock in DynamoDB, so two conditional
+   updates of one item can both pass their condition, or one can lose the other's ADD. DynamoDB
+   applies each request to an item atomically, and the rate limiter counts on that. Here
+   DynamoDB requests run one at a time (they hold Python's GIL while they run anyway).
 
-1. moto 5.2.5 deep-copies every table a transaction names before applying it, so that it can
+The other two remove costs moto has and AWS has not, which a benchmark would otherwise measure
+rather than the sender:
+
+2. moto 5.2.5 deep-copies every table a transaction names before applying it, so that it can
    roll back, and each TransactWriteItems then costs time in proportion to the table's size.
    Here the tables are not copied; the items the transaction names are saved before it runs and
    put back if it fails, which is the same all-or-nothing result.
-2. For every message a ReceiveMessage returns, moto computes all of the queue's attributes,
+3. For every message a ReceiveMessage returns, moto computes all of the queue's attributes,
    counting every message in the queue, only to read its retention period. Here the retention
    period is read directly, so a receive no longer grows with the queue's depth.
 
@@ -17,11 +24,13 @@ Usage: python tools/moto_for_benchmarks.py -H 127.0.0.1 -p PORT
 
 import copy
 import sys
+import threading
 import time
 
 import moto.dynamodb.models as dynamodb_models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.responses import DynamoHandler
 from moto.server import main
 from moto.sqs.models import SQSBackend
 
@@ -90,6 +99,16 @@ def is_message_valid_based_on_retention_period(self, queue_name, message):
     return retention_seconds + message.sent_timestamp / 1000 > time.time()
 
 
+_one_at_a_time = threading.Lock()
+_call_action = DynamoHandler.call_action
+
+
+def call_action(self):
+    with _one_at_a_time:
+        return _call_action(self)
+
+
+DynamoHandler.call_action = call_action
 dynamodb_models.copy = _TablesAreNotCopied
 DynamoDBBackend.transact_write_items = transact_write_items
 SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period

@@ -233,6 +233,12 @@ async fn throughput(endpoint: &str, mps: u32, seconds: u32) -> anyhow::Result<()
         inner_rate / f64::from(mps)
     );
     println!("  busiest second  {busiest} texts; seconds over {mps}: {over}");
+    let grants = grants_per_second(&stack).await?;
+    println!(
+        "  limiter         most granted in a second: {} segments; seconds granted over {mps}: {}",
+        grants.values().max().copied().unwrap_or(0),
+        grants.values().filter(|g| **g > mps).count()
+    );
     print_requests(&seen, count);
     print_receives(&stack, count);
     println!(
@@ -241,6 +247,32 @@ async fn throughput(endpoint: &str, mps: u32, seconds: u32) -> anyhow::Result<()
     );
     println!();
     Ok(())
+}
+
+/// Segments the limiter granted, per second, read from the demo connection's window items.
+async fn grants_per_second(stack: &Stack) -> anyhow::Result<BTreeMap<i64, u32>> {
+    let items = aws_sdk_dynamodb::Client::new(&stack.aws)
+        .query()
+        .table_name(&stack.services.settings.tables.counters)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S("RATE#demo#main".into()))
+        .send()
+        .await?
+        .items
+        .unwrap_or_default();
+    let mut grants = BTreeMap::new();
+    for item in &items {
+        let Some(window) = item.get("sk").and_then(|v| v.as_s().ok()).and_then(|w| w.parse::<i64>().ok()) else {
+            continue;
+        };
+        for second in 0..10 {
+            let granted = item.get(&format!("s{second}")).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
+            if let Some(granted) = granted {
+                grants.insert(window + second, granted);
+            }
+        }
+    }
+    Ok(grants)
 }
 
 fn print_requests(seen: &devstack::request_count::Seen, texts: usize) {
