@@ -63,7 +63,7 @@ pub const CLINICS_TABLE: TableSpec = TableSpec {
     partition_key: "pk",
     sort_key: "sk",
     indexes: &[GSI1],
-    ttl_attribute: None,
+    ttl_attribute: Some("expires_at"),
 };
 
 pub const MESSAGES_TABLE: TableSpec = TableSpec {

@@ -167,6 +167,27 @@ impl ClinicsTable {
         out.items.unwrap_or_default().into_iter().map(from_item).collect()
     }
 
+    /// The last `limit` records of one kind whose ids start with `id_prefix`, highest id first.
+    pub async fn last_records<T: ClinicRecord>(
+        &self,
+        clinic: &ClinicId,
+        id_prefix: &str,
+        limit: i32,
+    ) -> Result<Vec<T>, StoreError> {
+        let out = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(clinic_pk(clinic)))
+            .expression_attribute_values(":prefix", s(sort_key::<T>(id_prefix)))
+            .scan_index_forward(false)
+            .limit(limit.clamp(1, 100))
+            .send()
+            .await?;
+        out.items.unwrap_or_default().into_iter().map(from_item).collect()
+    }
+
     /// A page of a clinic's records of one kind, in id order. The cursor is opaque to callers;
     /// it only ever continues within this clinic's partition and this kind.
     pub async fn list<T: ClinicRecord>(

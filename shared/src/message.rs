@@ -592,6 +592,15 @@ impl Message {
         Ok(next)
     }
 
+    /// When Twilio accepted the current attempt, if it did.
+    pub fn accepted_at(&self) -> Option<DateTime<Utc>> {
+        self.history
+            .iter()
+            .rev()
+            .find(|e| e.attempt == self.attempt && e.actor == Actor::Sender && e.twilio_sid.is_some())
+            .map(|e| e.at)
+    }
+
     /// Whether Twilio holds the current attempt and we still wait for its final word, so asking
     /// Twilio could bring news that a lost callback did not.
     pub fn awaits_status(&self) -> bool {
@@ -735,6 +744,18 @@ mod tests {
         assert_eq!((claimed.status, claimed.attempt, claimed.version), (Sending, 1, 2));
         assert_eq!(claimed.lease_until, Some(t0() + TimeDelta::seconds(45)));
         assert_eq!(claimed.claim(t0(), TimeDelta::seconds(45)), Err(Refused::WrongStatus(Sending, Queued)));
+    }
+
+    #[test]
+    fn accepted_at_is_when_twilio_took_the_current_attempt() {
+        assert_eq!(queued().accepted_at(), None);
+        let later = t0() + TimeDelta::seconds(90);
+        let claimed = queued().claim(t0(), TimeDelta::seconds(60)).ok();
+        let accepted = claimed.and_then(|m| m.accepted(1, "SM1", "queued", later).ok());
+        let Some(accepted) = accepted else { panic!("submits") };
+        assert_eq!(accepted.accepted_at(), Some(later));
+        let delivered = accepted.with_callback(&callback("SM1", "delivered", None), later + TimeDelta::seconds(5));
+        assert_eq!(delivered.map(|m| m.accepted_at()), Ok(Some(later)), "callbacks are not Twilio taking it");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::appointment_types::{AppointmentType, SmsTemplate};
 use crate::appointments::Appointment;
 use crate::businesses::{Business, WINDOWS_INDEX_KEY};
 use crate::clinic::{Clinic, Connection, SendMode};
-use crate::confirmations::LatestReminder;
+use crate::confirmations::Reminded;
 use crate::contacts::{Contact, OptOut, SmsNumber};
 use crate::dynamo::{StoreError, from_item, index_instant, s};
 use crate::event_bus::PublishError;
@@ -325,16 +325,10 @@ async fn decide_one(
         Err(other) => return Err(other.into()),
     };
     if let (MessageStatus::Queued | MessageStatus::AwaitingApproval, Some(to)) = (message.status, &message.to) {
-        // Before the text can go: a patient's confirmation reply is about the latest reminder.
-        let latest = LatestReminder {
-            clinic_id: clinic.id.clone(),
-            number: to.clone(),
-            appointment_id: appointment.id.clone(),
-            start: appointment.start,
-            message_id: message.id.to_string(),
-            at: now,
-        };
-        services.clinics.put_record(&latest).await?;
+        // Before the text can go, so a confirmation reply can never arrive before its record.
+        let reminded =
+            Reminded::new(clinic.id.clone(), to.clone(), appointment.id.clone(), appointment.start, message.id, now);
+        services.clinics.put_record(&reminded).await?;
     }
     if message.status == MessageStatus::Queued {
         // Enqueued again after a crash between insert and mark: the sender's claim makes that harmless.

@@ -171,16 +171,50 @@ async fn a_confirmation_reply_confirms_the_appointment_of_the_latest_reminder() 
     assert_eq!(appointment_status(&c, &later).await, "booked", "only the reminded appointment");
 
     // Keywords are the clinic's choice, never one of Twilio's.
-    let settings = |keywords: Value| json!({"name": "Demo", "default_country": "US", "time_zone": "America/New_York", "confirmation_keywords": keywords});
+    let (_, clinic) = c.t.call(c.t.key(), Method::GET, "/v1/clinic", None).await;
+    let connection = clinic["default_connection_id"].clone();
+    let settings = |keywords: Value| json!({"name": "Demo", "default_country": "US", "time_zone": "America/New_York", "default_connection_id": connection, "confirmation_keywords": keywords});
     let (status, refused) = c.t.call(c.t.key(), Method::PUT, "/v1/clinic", Some(&settings(json!(["YES"])))).await;
     assert_eq!((status, refused["field"].as_str()), (422, Some("confirmation_keywords")), "{refused}");
     let (status, saved) = c.t.call(c.t.key(), Method::PUT, "/v1/clinic", Some(&settings(json!(["ok"])))).await;
     assert_eq!((status, saved["confirmation_keywords"].clone()), (200, json!(["OK"])), "{saved}");
     let third = c.appointment("2026-06-11T10:30:00-04:00").await;
     let reminder = c.tick_and_decision(&third).await;
-    c.send_now(reminder.id).await;
+    c.t.stack.services.clock.set(at("2026-06-10T14:05:00Z"));
+    let sent = c.send_now(reminder.id).await;
+    assert!(sent.twilio_sid.is_some(), "the third reminder went to Twilio: {sent:?}");
     c.text(3, DEMO_SENDER, "C", &[]).await;
     assert_eq!(appointment_status(&c, &third).await, "booked", "C is no longer a keyword here");
     c.text(4, DEMO_SENDER, "Ok", &[]).await;
     assert_eq!(appointment_status(&c, &third).await, "confirmed");
+}
+
+#[tokio::test]
+async fn a_confirmation_is_about_the_latest_reminder_sent_not_one_still_waiting() {
+    let c = Clinic::start().await;
+    let first = c.appointment("2026-06-11T16:00:00-04:00").await;
+    let reminder = c.tick_and_decision(&first).await;
+    assert!(c.send_now(reminder.id).await.twilio_sid.is_some(), "the first reminder went to Twilio");
+
+    // The next day's window makes a newer reminder, still queued when the patient answers.
+    let second = c.appointment("2026-06-12T09:30:00-04:00").await;
+    let next_day = at("2026-06-11T14:00:00Z");
+    c.t.stack.services.clock.set(next_day);
+    reminder_run::tick(&c.t.stack.services, next_day).await.expect("tick runs");
+    let waiting =
+        c.t.clinic_messages("demo")
+            .await
+            .into_iter()
+            .find(|m| m.appointment.as_ref().is_some_and(|a| a.id == second))
+            .expect("a decision for the second appointment");
+    assert_eq!(waiting.status, MessageStatus::Queued);
+
+    c.text(1, DEMO_SENDER, "C", &[]).await;
+    assert_eq!(appointment_status(&c, &first).await, "confirmed", "the reminder the patient read");
+    assert_eq!(appointment_status(&c, &second).await, "booked", "a reminder not yet sent");
+
+    // Once the newer reminder has gone, it is the one a confirmation answers.
+    assert!(c.send_now(waiting.id).await.twilio_sid.is_some(), "the second reminder went to Twilio");
+    c.text(2, DEMO_SENDER, "confirm", &[]).await;
+    assert_eq!(appointment_status(&c, &second).await, "confirmed");
 }
