@@ -428,9 +428,10 @@ impl Message {
         }
         let mut next = self.moved(MessageStatus::Queued, now);
         next.credit_retry_at = None;
-        // The old attempt's SID stays in the history only: a late callback for it must not
-        // count as news about the new attempt.
+        // The old attempt's SID and error stay in the history only: a late callback for it must
+        // not count as news about the new attempt, and a pending text shows no old failure.
         next.twilio_sid = None;
+        next.failure = None;
         let mut entry = HistoryEntry::ours(now, actor, self.attempt, MessageStatus::Queued);
         entry.note = Some(note.to_owned());
         next.history.push(entry);
@@ -744,6 +745,16 @@ mod tests {
         assert_eq!((claimed.status, claimed.attempt, claimed.version), (Sending, 1, 2));
         assert_eq!(claimed.lease_until, Some(t0() + TimeDelta::seconds(45)));
         assert_eq!(claimed.claim(t0(), TimeDelta::seconds(45)), Err(Refused::WrongStatus(Sending, Queued)));
+    }
+
+    #[test]
+    fn a_requeued_text_shows_no_old_failure_but_keeps_it_in_its_history() {
+        let claimed = queued().claim(t0(), TimeDelta::seconds(60)).ok();
+        let failed = claimed.and_then(|m| m.failed_attempt(1, Failure::twilio(21211, None), t0()).ok());
+        let Some(failed) = failed else { panic!("fails") };
+        let Ok(again) = failed.requeued(Actor::Sender, "resend", t0()) else { panic!("requeues") };
+        assert_eq!((again.status, again.failure.clone()), (Queued, None));
+        assert!(again.history.iter().any(|e| e.error_code == Some(21211)), "{:?}", again.history);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::contacts::{Contact, OptOut, SmsNumber};
 use crate::dynamo::{StoreError, from_item, index_instant, s};
 use crate::event_bus::PublishError;
 use crate::ids::{ClinicId, ConnectionId, MessageId};
-use crate::message::{Actor, AppointmentRef, Message, MessageBody};
+use crate::message::{Actor, AppointmentRef, Failure, Message, MessageBody};
 use crate::message_status::MessageStatus;
 use crate::messages_table::Update;
 use crate::phone::E164;
@@ -438,7 +438,8 @@ async fn release_credit_retries(services: &Services, now: DateTime<Utc>) -> Resu
                 services
                     .messages
                     .update(&id, |m| {
-                        let mut back = m.failed_attempt(m.attempt, m.failure.clone().unwrap_or_default(), now)?;
+                        let mut back =
+                            m.failed_attempt(m.attempt, Failure::reason(Reason::InsufficientCredits), now)?;
                         back.credit_retry_at = Some(retry_at);
                         Ok(back)
                     })
