@@ -188,6 +188,32 @@ impl ClinicsTable {
         out.items.unwrap_or_default().into_iter().map(from_item).collect()
     }
 
+    /// Every contact of a clinic in a group, in id order (the clinic's contacts read through,
+    /// filtered on `group_ids`).
+    pub async fn contacts_in_group(
+        &self,
+        clinic: &ClinicId,
+        group_id: &str,
+    ) -> Result<Vec<crate::contacts::Contact>, StoreError> {
+        let mut pages = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("pk = :pk AND begins_with(sk, :kind)")
+            .filter_expression("contains(group_ids, :group)")
+            .expression_attribute_values(":pk", s(clinic_pk(clinic)))
+            .expression_attribute_values(":kind", s("CONTACT#"))
+            .expression_attribute_values(":group", s(group_id))
+            .into_paginator()
+            .items()
+            .send();
+        let mut members = Vec::new();
+        while let Some(item) = pages.try_next().await? {
+            members.push(from_item(item)?);
+        }
+        Ok(members)
+    }
+
     /// A page of a clinic's records of one kind, in id order. The cursor is opaque to callers;
     /// it only ever continues within this clinic's partition and this kind.
     pub async fn list<T: ClinicRecord>(

@@ -197,6 +197,12 @@ pub struct Message {
     /// The conversation the text belongs to, if any.
     #[serde(default)]
     pub conversation_id: Option<String>,
+    /// For a text scheduled for later: when it goes (it waits as `scheduled` until then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_at: Option<DateTime<Utc>>,
+    /// Who approved it, when the clinic or business requires approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<UserId>,
 }
 
 /// A text Twilio passed on to us, already verified and parsed.
@@ -273,6 +279,8 @@ impl Message {
             from: None,
             contact_id: None,
             conversation_id: None,
+            send_at: None,
+            approved_by: None,
         }
     }
 
@@ -314,6 +322,8 @@ impl Message {
             from: Some(text.from.clone()),
             contact_id,
             conversation_id: None,
+            send_at: None,
+            approved_by: None,
         }
     }
 
@@ -392,7 +402,112 @@ impl Message {
             from: None,
             contact_id: None,
             conversation_id: None,
+            send_at: None,
+            approved_by: None,
         }
+    }
+
+    /// A text just created that does not go at once: it waits for approval, or for its time.
+    /// Only for a message not yet stored (its first history entry is rewritten).
+    pub fn held(mut self, approval_required: bool, send_at: Option<DateTime<Utc>>) -> Self {
+        self.status = match (approval_required, send_at) {
+            (true, _) => MessageStatus::AwaitingApproval,
+            (false, Some(_)) => MessageStatus::Scheduled,
+            (false, None) => MessageStatus::Queued,
+        };
+        self.send_at = send_at;
+        for entry in &mut self.history {
+            entry.status = Some(self.status);
+            entry.note = send_at.map(|at| format!("to go at {}", at.to_rfc3339()));
+        }
+        self
+    }
+
+    /// Approved (Send Now): `awaiting_approval → queued`, or `scheduled` while its time is
+    /// still ahead. Refused for any other status, so two people approving at once send it once.
+    pub fn approved(&self, by: &UserId, now: DateTime<Utc>) -> Result<Self, Refused> {
+        self.require(MessageStatus::AwaitingApproval)?;
+        let to = match self.send_at {
+            Some(at) if at > now => MessageStatus::Scheduled,
+            _ => MessageStatus::Queued,
+        };
+        let mut next = self.moved(to, now);
+        next.approved_by = Some(by.clone());
+        let mut entry = HistoryEntry::ours(now, Actor::Api, self.attempt, to);
+        entry.note = Some(format!("approved by {by}"));
+        next.history.push(entry);
+        Ok(next)
+    }
+
+    /// A scheduled text's time has come (`scheduled → queued`).
+    pub fn released(&self, now: DateTime<Utc>) -> Result<Self, Refused> {
+        self.require(MessageStatus::Scheduled)?;
+        let mut next = self.moved(MessageStatus::Queued, now);
+        next.history.push(HistoryEntry::ours(now, Actor::Scheduler, self.attempt, MessageStatus::Queued));
+        Ok(next)
+    }
+
+    /// Undoes the write that made `self` from `before` (a text queued a moment ago whose job
+    /// could not be queued), as long as nothing else has written since.
+    pub fn undone(&self, before: &Message, note: &str, now: DateTime<Utc>) -> Result<Self, Refused> {
+        if self.version != before.version + 1 {
+            return Err(Refused::WrongStatus(self.status, before.status));
+        }
+        let mut back = before.clone();
+        back.version = self.version + 1;
+        back.updated_at = now;
+        back.history = self.history.clone();
+        let mut entry = HistoryEntry::ours(now, Actor::Api, before.attempt, before.status);
+        entry.note = Some(note.to_owned());
+        back.history.push(entry);
+        Ok(back)
+    }
+
+    /// A text not yet queued gets a new time or words (`scheduled`, or awaiting approval with a
+    /// time).
+    pub fn rescheduled(
+        &self,
+        send_at: DateTime<Utc>,
+        body: Option<MessageBody>,
+        now: DateTime<Utc>,
+    ) -> Result<Self, Refused> {
+        let editable = self.status == MessageStatus::Scheduled
+            || (self.status == MessageStatus::AwaitingApproval && self.send_at.is_some());
+        if !editable {
+            return Err(Refused::WrongStatus(self.status, MessageStatus::Scheduled));
+        }
+        let mut next = self.clone();
+        next.send_at = Some(send_at);
+        if let Some(body) = body {
+            next.body = body;
+        }
+        next.version = self.version + 1;
+        next.updated_at = now;
+        let mut entry = HistoryEntry::ours(now, Actor::Api, self.attempt, self.status);
+        entry.applied = false;
+        entry.note = Some(format!("edited: to go at {}", send_at.to_rfc3339()));
+        next.history.push(entry);
+        Ok(next)
+    }
+
+    /// Called off before it was queued (`scheduled` or `awaiting_approval` → `cancelled`).
+    pub fn cancelled(&self, by: &UserId, now: DateTime<Utc>) -> Result<Self, Refused> {
+        if !self.status.can_become(MessageStatus::Cancelled) {
+            return Err(Refused::WrongStatus(self.status, MessageStatus::Scheduled));
+        }
+        let mut next = self.moved(MessageStatus::Cancelled, now);
+        let mut entry = HistoryEntry::ours(now, Actor::Api, self.attempt, MessageStatus::Cancelled);
+        entry.note = Some(format!("cancelled by {by}"));
+        next.history.push(entry);
+        Ok(next)
+    }
+
+    /// Resent after a failure: a new attempt to `to` (the contact's current mobile number,
+    /// which may have been corrected since).
+    pub fn resent(&self, to: E164, by: &UserId, now: DateTime<Utc>) -> Result<Self, Refused> {
+        let mut next = self.requeued(Actor::Api, &format!("resent by {by}"), now)?;
+        next.to = Some(to);
+        Ok(next)
     }
 
     /// Not sent after all (`queued`, `awaiting_approval` or `scheduled` → `skipped`).
@@ -745,6 +860,63 @@ mod tests {
         assert_eq!((claimed.status, claimed.attempt, claimed.version), (Sending, 1, 2));
         assert_eq!(claimed.lease_until, Some(t0() + TimeDelta::seconds(45)));
         assert_eq!(claimed.claim(t0(), TimeDelta::seconds(45)), Err(Refused::WrongStatus(Sending, Queued)));
+    }
+
+    #[test]
+    fn a_held_text_waits_for_approval_first_then_for_its_time() {
+        let at = t0() + TimeDelta::hours(2);
+        let user = UserId::new("u1");
+        assert_eq!(queued().held(false, None).status, Queued);
+        let scheduled = queued().held(false, Some(at));
+        assert_eq!((scheduled.status, scheduled.send_at), (Scheduled, Some(at)));
+        assert_eq!(scheduled.history[0].status, Some(Scheduled));
+
+        let waiting = queued().held(true, Some(at));
+        assert_eq!(waiting.status, AwaitingApproval);
+        let Ok(approved) = waiting.approved(&user, t0()) else { panic!("approves") };
+        assert_eq!((approved.status, approved.approved_by.clone()), (Scheduled, Some(user.clone())));
+        let Ok(late) = waiting.approved(&user, at + TimeDelta::minutes(1)) else { panic!("approves") };
+        assert_eq!(late.status, Queued, "approved after its time: goes now");
+        assert_eq!(approved.approved(&user, t0()), Err(Refused::WrongStatus(Scheduled, AwaitingApproval)), "once");
+
+        let Ok(released) = approved.released(at) else { panic!("releases") };
+        assert_eq!(released.status, Queued);
+        assert!(released.released(at).is_err(), "released once");
+    }
+
+    #[test]
+    fn only_a_text_not_yet_queued_can_be_edited_or_cancelled() {
+        let at = t0() + TimeDelta::hours(2);
+        let user = UserId::new("u1");
+        let scheduled = queued().held(false, Some(at));
+        let new_body = MessageBody::parse("Moved to 10:00").ok();
+        let Ok(edited) = scheduled.rescheduled(at + TimeDelta::hours(1), new_body, t0()) else { panic!("edits") };
+        assert_eq!((edited.status, edited.send_at), (Scheduled, Some(at + TimeDelta::hours(1))));
+        assert_eq!(edited.body.as_str(), "Moved to 10:00");
+        assert!(queued().held(true, Some(at)).rescheduled(at, None, t0()).is_ok(), "awaiting approval with a time");
+        assert!(queued().held(true, None).rescheduled(at, None, t0()).is_err(), "no time to edit");
+        assert!(queued().rescheduled(at, None, t0()).is_err(), "already queued");
+
+        let Ok(cancelled) = edited.cancelled(&user, t0()) else { panic!("cancels") };
+        assert_eq!(cancelled.status, Cancelled);
+        assert!(queued().held(true, None).cancelled(&user, t0()).is_ok());
+        assert!(queued().cancelled(&user, t0()).is_err(), "queued texts are on their way");
+        assert!(cancelled.cancelled(&user, t0()).is_err());
+    }
+
+    #[test]
+    fn a_resend_goes_to_the_number_given() {
+        let claimed = queued().claim(t0(), TimeDelta::seconds(60)).ok();
+        let failed = claimed.and_then(|m| m.failed_attempt(1, Failure::twilio(21211, None), t0()).ok());
+        let Some(failed) = failed else { panic!("fails") };
+        let Ok(fixed) = E164::parse("+14155550199", None) else { panic!("a valid number") };
+        let Ok(again) = failed.resent(fixed.clone(), &UserId::new("u1"), t0()) else { panic!("resends") };
+        assert_eq!((again.status, again.to.clone(), again.attempt), (Queued, Some(fixed), 1));
+        assert!(
+            again
+                .resent(E164::parse("+14155550199", None).unwrap_or_else(|_| panic!()), &UserId::new("u1"), t0())
+                .is_err()
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The message state machine: every status a text can be in, and which moves are allowed.
 //!
 //! ```text
-//! awaiting_approval → queued | expired | skipped
+//! awaiting_approval → queued | scheduled | expired | cancelled | skipped
 //! scheduled         → queued | cancelled | skipped
 //! queued            → sending | deferred | failed | skipped
 //! deferred          → queued
@@ -78,7 +78,7 @@ impl MessageStatus {
     /// Whether a message may move from `self` to `to`.
     pub fn can_become(self, to: MessageStatus) -> bool {
         match self {
-            AwaitingApproval => matches!(to, Queued | Expired | Skipped),
+            AwaitingApproval => matches!(to, Queued | Scheduled | Expired | Cancelled | Skipped),
             Scheduled => matches!(to, Queued | Cancelled | Skipped),
             Queued => matches!(to, Sending | Deferred | Failed | Skipped),
             Deferred => matches!(to, Queued),
@@ -109,7 +109,9 @@ mod tests {
     /// The whole table, written out once more so a change to `can_become` must be deliberate.
     const ALLOWED: &[(MessageStatus, MessageStatus)] = &[
         (AwaitingApproval, Queued),
+        (AwaitingApproval, Scheduled),
         (AwaitingApproval, Expired),
+        (AwaitingApproval, Cancelled),
         (AwaitingApproval, Skipped),
         (Scheduled, Queued),
         (Scheduled, Cancelled),

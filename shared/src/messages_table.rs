@@ -17,6 +17,7 @@ const SORT_KEY: &str = "MESSAGE";
 const CREDIT_RETRY: &str = "CREDIT_RETRY";
 const APPROVAL_EXPIRY: &str = "APPROVAL_EXPIRY";
 const AWAITING_STATUS: &str = "AWAITING_STATUS";
+const SCHEDULED: &str = "SCHEDULED";
 /// Sort key of the marker that gives one inbound text (by Twilio's SID) one message id.
 const INBOUND: &str = "INBOUND";
 /// Texts waiting for approval longer than this expire (the approval view shows 30 days).
@@ -61,6 +62,7 @@ impl MessagesTable {
         let due = match (message.credit_retry_at, message.status) {
             (Some(at), _) => Some((CREDIT_RETRY, at)),
             (None, MessageStatus::AwaitingApproval) => Some((APPROVAL_EXPIRY, message.created_at + APPROVAL_LIFETIME)),
+            (None, MessageStatus::Scheduled) => message.send_at.map(|at| (SCHEDULED, at)),
             // Keyed by the last write: every callback or check moves it on.
             (None, _) if message.awaits_status() => Some((AWAITING_STATUS, message.updated_at)),
             _ => None,
@@ -82,6 +84,11 @@ impl MessagesTable {
     /// Texts that have waited for approval longer than 30 days at `now`.
     pub async fn approvals_expired(&self, now: DateTime<Utc>) -> Result<Vec<MessageId>, StoreError> {
         self.due(APPROVAL_EXPIRY, now).await
+    }
+
+    /// Texts scheduled for `now` or earlier that are still waiting for their time.
+    pub async fn scheduled_due(&self, now: DateTime<Utc>) -> Result<Vec<MessageId>, StoreError> {
+        self.due(SCHEDULED, now).await
     }
 
     /// Messages Twilio holds that have had no news (no callback, no check) since `quiet_since`.

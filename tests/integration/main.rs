@@ -14,6 +14,7 @@ mod flow;
 mod inbound;
 mod keywords;
 mod lanes;
+mod mailbox_actions;
 mod reminders;
 mod sender_claims;
 mod sending;

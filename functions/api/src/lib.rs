@@ -9,6 +9,7 @@ mod connection_health;
 mod conversations;
 mod error_codes;
 mod json_input;
+mod mailbox_actions;
 mod messages;
 mod problem;
 mod records;
@@ -30,7 +31,10 @@ pub use problem::Problem;
 pub fn router(services: Services) -> Router {
     let mut router = Router::new()
         .route("/v1/messages", post(messages::create))
-        .route("/v1/messages/{id}", get(messages::show))
+        .route("/v1/messages/{id}", get(messages::show).patch(mailbox_actions::edit))
+        .route("/v1/messages/{id}/cancel", post(mailbox_actions::cancel))
+        .route("/v1/messages/approve", post(mailbox_actions::approve))
+        .route("/v1/messages/resend", post(mailbox_actions::resend))
         .route("/v1/error-codes/{code}", get(error_codes::show))
         .route("/v1/clinic", get(settings::show).put(settings::replace))
         .route("/v1/clinic/credits", post(settings::top_up))

@@ -1,15 +1,17 @@
-//! `/v1/messages`: send a text, read one back.
+//! `/v1/messages`: send texts, read one back.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use shared::clinic::Principal;
 use shared::idempotency::{self, Claim, StoredAnswer};
 use shared::ids::MessageId;
-use shared::outbound;
+use shared::outbound::{self, OutcomeKind, SendRequest};
+use shared::scheduled_texts;
 use shared::services::Services;
 
 use crate::auth::Caller;
@@ -73,7 +75,11 @@ fn replay(answer: StoredAnswer) -> Response {
     (status, [(header::CONTENT_TYPE, content_type)], answer.body).into_response()
 }
 
-async fn create_text(services: &Services, caller: &Principal, body: &Bytes) -> Result<impl IntoResponse, Problem> {
+async fn create_text(
+    services: &Services,
+    caller: &Principal,
+    body: &Bytes,
+) -> Result<(StatusCode, Json<Value>), Problem> {
     let request: Value = serde_json::from_slice(body).map_err(Problem::malformed_json)?;
     if !request.is_object() {
         return Err(Problem::new(
@@ -83,10 +89,56 @@ async fn create_text(services: &Services, caller: &Principal, body: &Bytes) -> R
             "Send a JSON object such as {\"to\": \"+14155550123\", \"body\": \"...\"}.",
         ));
     }
-    let to = string_field(&request, "to")?;
-    let text = string_field(&request, "body")?;
-    let message = outbound::create_text(services, caller, to, text).await?;
-    Ok((StatusCode::ACCEPTED, Json(Accepted { id: message.id.to_string(), status: message.status })))
+    if request.get("recipients").is_some() {
+        return send_to_recipients(services, caller, &request).await;
+    }
+    let to = string_field(&request, "to")?.to_owned();
+    let body = string_field(&request, "body")?.to_owned();
+    let (connection_id, send_at) = connection_and_time(services, &request)?;
+    let request = SendRequest { recipients: vec![to], body, connection_id, send_at };
+    let message = outbound::create_text(services, caller, request).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(
+            serde_json::to_value(Accepted { id: message.id.to_string(), status: message.status })
+                .map_err(|e| Problem::unavailable(&e))?,
+        ),
+    ))
+}
+
+/// `{recipients: [contact ids, group ids, numbers], body, connection?, send_at?}` → 202 with an
+/// outcome per recipient.
+async fn send_to_recipients(
+    services: &Services,
+    caller: &Principal,
+    request: &Value,
+) -> Result<(StatusCode, Json<Value>), Problem> {
+    let recipients = match request.get("recipients") {
+        Some(Value::Array(entries)) => {
+            entries.iter().map(|entry| entry.as_str().map(str::to_owned)).collect::<Option<Vec<String>>>().ok_or_else(
+                || {
+                    Problem::invalid_field(
+                        "recipients",
+                        "Each recipient is a string: a contact id, a group id or a phone number.",
+                    )
+                },
+            )?
+        }
+        _ => {
+            return Err(Problem::invalid_field(
+                "recipients",
+                "`recipients` must be a list of contact ids, group ids and numbers.",
+            ));
+        }
+    };
+    let body = string_field(request, "body")?.to_owned();
+    let (connection_id, send_at) = connection_and_time(services, request)?;
+    let outcomes =
+        outbound::send_to_recipients(services, caller, SendRequest { recipients, body, connection_id, send_at })
+            .await?;
+    let accepted = outcomes.iter().filter(|o| o.accepted()).count();
+    let answer = serde_json::json!({"accepted": accepted, "refused": outcomes.iter().filter(|o| o.outcome == OutcomeKind::Refused).count(), "outcomes": outcomes});
+    Ok((StatusCode::ACCEPTED, Json(answer)))
 }
 
 /// `GET /v1/messages/{id}` → the message with its status, error and history.
@@ -101,6 +153,30 @@ pub async fn show(
     // Another clinic's message is answered exactly like a missing one.
     let message = message.filter(|m| m.clinic_id == caller.clinic_id).ok_or_else(not_found)?;
     Ok(Json(serde_json::to_value(MessageView::from(&message)).map_err(|e| Problem::unavailable(&e))?))
+}
+
+/// The optional `connection` and `send_at` of a send.
+fn connection_and_time(
+    services: &Services,
+    request: &Value,
+) -> Result<(Option<String>, Option<DateTime<Utc>>), Problem> {
+    let connection_id = optional_string_field(request, "connection")?.map(str::to_owned);
+    let send_at = match optional_string_field(request, "send_at")? {
+        Some(at) => Some(
+            scheduled_texts::parse_send_at(at, services.clock.now())
+                .map_err(|why| Problem::invalid_field("send_at", format!("`send_at`: {why}.")))?,
+        ),
+        None => None,
+    };
+    Ok((connection_id, send_at))
+}
+
+fn optional_string_field<'a>(request: &'a Value, name: &'static str) -> Result<Option<&'a str>, Problem> {
+    match request.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(Problem::invalid_field(name, format!("`{name}` must be a string."))),
+    }
 }
 
 fn string_field<'a>(request: &'a Value, name: &'static str) -> Result<&'a str, Problem> {

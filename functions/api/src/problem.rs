@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use shared::access::AccessError;
 use shared::outbound::CreateTextError;
+use shared::recipients::{MAX_RECIPIENTS, MAX_TEXTS};
 use tracing::error;
 
 #[derive(Debug)]
@@ -16,6 +17,8 @@ pub struct Problem {
     title: &'static str,
     detail: String,
     field: Option<String>,
+    /// RFC 9457 extension members (e.g. the outcome per recipient of a send none of which went).
+    extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -27,11 +30,19 @@ struct Body<'a> {
     detail: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    #[serde(flatten)]
+    extensions: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 impl Problem {
     pub fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, slug, title, detail: detail.into(), field: None }
+        Self { status, slug, title, detail: detail.into(), field: None, extensions: serde_json::Map::new() }
+    }
+
+    /// Adds an extension member to the problem.
+    pub fn with(mut self, name: &str, value: serde_json::Value) -> Self {
+        self.extensions.insert(name.to_owned(), value);
+        self
     }
 
     pub fn invalid_field(field: impl Into<String>, detail: impl Into<String>) -> Self {
@@ -109,6 +120,7 @@ impl IntoResponse for Problem {
             status: self.status.as_u16(),
             detail: &self.detail,
             field: self.field.as_deref(),
+            extensions: &self.extensions,
         };
         let mut response = (self.status, Json(body)).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
@@ -186,6 +198,30 @@ impl From<CreateTextError> for Problem {
                     )
                 },
             ),
+            CreateTextError::UnknownConnection(id) => {
+                Self::invalid_field("connection", format!("No connection {id} exists for this clinic."))
+            }
+            CreateTextError::NoRecipients => {
+                Self::invalid_field("recipients", "Name at least one recipient: a contact id, a group id or a number.")
+            }
+            CreateTextError::TooManyRecipients => Self::invalid_field(
+                "recipients",
+                format!("At most {MAX_RECIPIENTS} recipients may be named in one request; split the send."),
+            ),
+            CreateTextError::TooManyTexts(count) => Self::invalid_field(
+                "recipients",
+                format!(
+                    "These recipients come to {count} texts; at most {MAX_TEXTS} go in one request. Use a mass alert for more."
+                ),
+            ),
+            CreateTextError::NoneAccepted(outcomes) => {
+                let outcomes = serde_json::to_value(&outcomes).unwrap_or_default();
+                Self::invalid_field(
+                    "recipients",
+                    "None of the recipients could be texted; `outcomes` says why for each.",
+                )
+                .with("outcomes", outcomes)
+            }
             CreateTextError::Store(cause) => Self::unavailable(&cause),
             CreateTextError::Queue(cause) => Self::unavailable(&cause),
         }

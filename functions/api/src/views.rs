@@ -27,6 +27,9 @@ pub struct MessageView<'a> {
     pub twilio_sid: Option<&'a str>,
     pub error: Option<ErrorView>,
     pub created_by: Option<&'a str>,
+    pub approved_by: Option<&'a str>,
+    /// For a text scheduled for later: when it goes.
+    pub send_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub history: Vec<HistoryView<'a>>,
@@ -89,6 +92,8 @@ impl<'a> From<&'a Message> for MessageView<'a> {
             twilio_sid: m.twilio_sid.as_deref(),
             error,
             created_by: m.created_by.as_ref().map(|u| u.as_str()),
+            approved_by: m.approved_by.as_ref().map(|u| u.as_str()),
+            send_at: m.send_at,
             created_at: m.created_at,
             updated_at: m.updated_at,
             history: m.history.iter().map(HistoryView::from).collect(),

@@ -4,6 +4,7 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::LambdaEvent;
 use shared::reminder_run::{self, TickReport};
+use shared::scheduled_texts;
 use shared::services::Services;
 use shared::status_checks::{self, StatusCheckReport};
 
@@ -11,6 +12,8 @@ use shared::status_checks::{self, StatusCheckReport};
 pub struct SchedulerReport {
     pub reminders: TickReport,
     pub status_checks: StatusCheckReport,
+    /// Scheduled texts whose time came in this tick.
+    pub scheduled_texts: usize,
 }
 
 pub async fn handle(
@@ -18,9 +21,10 @@ pub async fn handle(
     event: LambdaEvent<EventBridgeEvent<serde_json::Value>>,
 ) -> Result<SchedulerReport, lambda_runtime::Error> {
     let now = event.payload.time.unwrap_or_else(|| services.clock.now());
-    // Both run whatever the other did: a failing reminder sweep must not leave texts without
-    // their status, nor the reverse.
+    // Each runs whatever the others did: a failing reminder sweep must not hold back scheduled
+    // texts or leave texts without their status, nor the reverse.
+    let scheduled_texts = scheduled_texts::release_due(services, now).await;
     let reminders = reminder_run::tick(services, now).await;
     let status_checks = status_checks::run(services, now).await;
-    Ok(SchedulerReport { reminders: reminders?, status_checks: status_checks? })
+    Ok(SchedulerReport { reminders: reminders?, status_checks: status_checks?, scheduled_texts: scheduled_texts? })
 }

@@ -1,6 +1,6 @@
-//! Scheduler: every minute, opens due reminder windows (one decision per appointment), and
-//! releases credit retries on the hour in each business's zone, and asks Twilio about texts
-//! whose status callbacks never came.
+//! Scheduler: every minute, sends scheduled texts whose time came, opens due reminder windows
+//! (one decision per appointment), releases credit retries on the hour in each business's
+//! zone, and asks Twilio about texts whose status callbacks never came.
 // The tick's future nests the SDK's deeply; the default limit is just short of it.
 #![recursion_limit = "256"]
 
