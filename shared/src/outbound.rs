@@ -132,6 +132,7 @@ pub async fn send_to_recipients(
                     person.contact_id.clone(),
                     body.clone(),
                     request.send_at,
+                    TextKind::Manual,
                 )
                 .await?;
                 outcome_of(&person, created.map_err(Refusal::from))
@@ -211,13 +212,159 @@ pub async fn create_text(
     let to = E164::parse(to, clinic.country().ok()).map_err(CreateTextError::InvalidNumber)?;
     let body = MessageBody::parse(&request.body).map_err(CreateTextError::InvalidBody)?;
     let connection = sending_connection(services, &clinic, request.connection_id.as_deref()).await?;
-    match create_one(services, &clinic, &connection, principal, to, None, body, request.send_at).await? {
+    match create_one(services, &clinic, &connection, principal, to, None, body, request.send_at, TextKind::Manual)
+        .await?
+    {
         Ok(message) => Ok(message),
         Err(NotCreated::OptedOut) => Err(CreateTextError::OptedOut),
         Err(NotCreated::AllowanceExhausted) => {
             Err(CreateTextError::AllowanceExhausted { limit: allowance_limit(services, &clinic, principal).await? })
         }
     }
+}
+
+/// What became of one received text a reply was asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReplyOutcome {
+    /// The received text's id.
+    pub id: String,
+    pub outcome: ReplyOutcomeKind,
+    /// The reply (for a second text from the same sender: the one reply they share).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_id: Option<MessageId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Refusal>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyOutcomeKind {
+    Replied,
+    /// Another selected text came from the same number: one reply answers both.
+    SameSender,
+    /// No received text with that id exists for this clinic.
+    NotFound,
+    /// The id is of a text the clinic sent, not one it received.
+    NotReceived,
+    Refused,
+}
+
+/// Replies to received texts: one reply per distinct sender, through the connection the
+/// text came in on, joining the sender's conversation. Replies never wait for approval.
+pub async fn reply(
+    services: &Services,
+    principal: &Principal,
+    ids: &[String],
+    body: &str,
+) -> Result<Vec<ReplyOutcome>, CreateTextError> {
+    let ids = crate::mailbox_actions::distinct_ids(ids).map_err(|e| match e {
+        crate::mailbox_actions::ActionError::NoIds => CreateTextError::NoRecipients,
+        _ => CreateTextError::TooManyRecipients,
+    })?;
+    let clinic = services.clinics.clinic(&principal.clinic_id).await?.ok_or(CreateTextError::UnknownClinic)?;
+    let body = MessageBody::parse(body).map_err(CreateTextError::InvalidBody)?;
+    let mut replied: std::collections::HashMap<E164, MessageId> = std::collections::HashMap::new();
+    let mut outcomes = Vec::with_capacity(ids.len());
+    for id in ids {
+        let outcome = |outcome, reply_id, reason| ReplyOutcome { id: id.clone(), outcome, reply_id, reason };
+        let received = match id.parse::<MessageId>() {
+            Ok(message_id) => services.messages.get(&message_id).await?.filter(|m| m.clinic_id == clinic.id),
+            Err(_) => None,
+        };
+        let Some(received) = received else {
+            outcomes.push(outcome(ReplyOutcomeKind::NotFound, None, None));
+            continue;
+        };
+        let Some(sender) = received.from.clone().filter(|_| received.status == MessageStatus::Received) else {
+            outcomes.push(outcome(ReplyOutcomeKind::NotReceived, None, None));
+            continue;
+        };
+        if let Some(reply_id) = replied.get(&sender) {
+            outcomes.push(outcome(ReplyOutcomeKind::SameSender, Some(*reply_id), None));
+            continue;
+        }
+        // Answer from the number they wrote to, unless that connection is gone.
+        let connection = match sending_connection(services, &clinic, Some(received.connection_id.as_str())).await {
+            Ok(connection) => connection,
+            Err(CreateTextError::UnknownConnection(_) | CreateTextError::ConnectionDisabled) => {
+                sending_connection(services, &clinic, None).await?
+            }
+            Err(other) => return Err(other),
+        };
+        let contact_id = received.contact_id.clone();
+        let created = create_one(
+            services,
+            &clinic,
+            &connection,
+            principal,
+            sender.clone(),
+            contact_id,
+            body.clone(),
+            None,
+            TextKind::Reply,
+        )
+        .await?;
+        match created {
+            Ok(message) => {
+                replied.insert(sender, message.id);
+                outcomes.push(outcome(ReplyOutcomeKind::Replied, Some(message.id), None));
+            }
+            Err(why) => outcomes.push(outcome(ReplyOutcomeKind::Refused, None, Some(why.into()))),
+        }
+    }
+    Ok(outcomes)
+}
+
+/// Forwards one text (its words, or the edited words given) to contacts; the new texts are
+/// the clinic's like any other send.
+pub async fn forward(
+    services: &Services,
+    principal: &Principal,
+    id: &str,
+    recipients: Vec<String>,
+    body: Option<String>,
+) -> Result<Option<Vec<Outcome>>, CreateTextError> {
+    let original = match id.parse::<MessageId>() {
+        Ok(message_id) => services.messages.get(&message_id).await?.filter(|m| m.clinic_id == principal.clinic_id),
+        Err(_) => None,
+    };
+    let Some(original) = original else { return Ok(None) };
+    let body = body.unwrap_or_else(|| original.body.as_str().to_owned());
+    let request = SendRequest { recipients, body, connection_id: None, send_at: None };
+    send_to_recipients(services, principal, request).await.map(Some)
+}
+
+/// A test text to a contact's current mobile number, straight away (never held for approval).
+pub async fn test_text(
+    services: &Services,
+    principal: &Principal,
+    contact_id: &str,
+    body: Option<&str>,
+) -> Result<Result<Message, Refusal>, CreateTextError> {
+    let clinic = services.clinics.clinic(&principal.clinic_id).await?.ok_or(CreateTextError::UnknownClinic)?;
+    let Some(contact) = services.clinics.record::<crate::contacts::Contact>(&clinic.id, contact_id).await? else {
+        return Ok(Err(Refusal::UnknownRecipient));
+    };
+    let to = match contact.sms_number() {
+        crate::contacts::SmsNumber::Usable(number) => number,
+        crate::contacts::SmsNumber::Invalid { .. } => return Ok(Err(Refusal::InvalidNumber)),
+        crate::contacts::SmsNumber::NoMobile => return Ok(Err(Refusal::NoMobileNumber)),
+    };
+    let text = body.map_or_else(|| format!("This is a test text from {}.", clinic.name), str::to_owned);
+    let body = MessageBody::parse(&text).map_err(CreateTextError::InvalidBody)?;
+    let connection = sending_connection(services, &clinic, None).await?;
+    let created =
+        create_one(services, &clinic, &connection, principal, to, Some(contact.id), body, None, TextKind::Test).await?;
+    Ok(created.map_err(Refusal::from))
+}
+
+/// Which texts wait for approval when the clinic requires it: not a reply in a conversation,
+/// nor a test text, which staff send to someone they are dealing with right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TextKind {
+    Manual,
+    Reply,
+    Test,
 }
 
 /// Why `create_one` made no text.
@@ -248,6 +395,7 @@ async fn create_one(
     contact_id: Option<String>,
     body: MessageBody,
     send_at: Option<DateTime<Utc>>,
+    kind: TextKind,
 ) -> Result<Result<Message, NotCreated>, CreateTextError> {
     if services.clinics.record::<OptOut>(&clinic.id, to.as_str()).await?.is_some() {
         return Ok(Err(NotCreated::OptedOut));
@@ -275,7 +423,7 @@ async fn create_one(
         Some(principal.user_id.clone()),
         now,
     )
-    .held(clinic.send_mode == SendMode::ApprovalRequired, send_at);
+    .held(kind == TextKind::Manual && clinic.send_mode == SendMode::ApprovalRequired, send_at);
     message.contact_id = contact_id;
     message.conversation_id = conversation.as_ref().map(|c| c.id.clone());
     if let Err(store_error) = services.messages.insert(&message).await {

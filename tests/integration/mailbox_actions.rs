@@ -274,3 +274,93 @@ async fn a_failed_text_is_resent_to_the_contacts_corrected_number_after_a_confir
     assert_eq!(problem["outcomes"][0]["outcome"], "cannot_resend");
     assert!(problem["outcomes"][0]["detail"].as_str().is_some_and(|d| d.contains("no mobile number")), "{problem}");
 }
+
+/// The id of the received text with `sid` (inbound texts are listed through the clinic index).
+async fn received_id(t: &TestStack, sid: &str) -> shared::message::Message {
+    t.clinic_messages("demo").await.into_iter().find(|m| m.twilio_sid.as_deref() == Some(sid)).expect("stored")
+}
+
+#[tokio::test]
+async fn replies_go_once_per_sender_into_their_conversations_even_when_approval_is_required() {
+    let t = TestStack::start().await;
+    require_approval(&t).await;
+    let ana = contact(&t, "Ana", Some("+14155550190"), &[]).await;
+    let sender = devstack::stack::DEMO_SENDER;
+    for (sid, from, body) in [
+        ("SM0000000000000000000000000000a001", "+14155550190", "Is Max ready?"),
+        ("SM0000000000000000000000000000a002", "+14155550190", "Also, can I pay by card?"),
+        ("SM0000000000000000000000000000a003", "+14155550191", "Running late"),
+    ] {
+        let (status, answer, _) = t.inbound(sid, from, sender, body, &[]).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let first = received_id(&t, "SM0000000000000000000000000000a001").await;
+    let second = received_id(&t, "SM0000000000000000000000000000a002").await;
+    let third = received_id(&t, "SM0000000000000000000000000000a003").await;
+    let mine = t.send_text("+14155550192").await;
+
+    let ids = json!([first.id.to_string(), second.id.to_string(), third.id.to_string(), mine, "nope"]);
+    let request = json!({"ids": ids, "body": "Yes, see you soon"});
+    let (status, answer) = t.call(t.key(), Method::POST, "/v1/messages/reply", Some(&request)).await;
+    assert_eq!((status, answer["replied"].as_u64()), (202, Some(2)), "{answer}");
+    let kinds: Vec<_> = answer["outcomes"].as_array().expect("outcomes").iter().map(|o| o["outcome"].clone()).collect();
+    assert_eq!(
+        kinds,
+        [json!("replied"), json!("same_sender"), json!("replied"), json!("not_received"), json!("not_found")]
+    );
+    assert_eq!(answer["outcomes"][0]["reply_id"], answer["outcomes"][1]["reply_id"]);
+
+    let to_ana = answer["outcomes"][0]["reply_id"].as_str().expect("a reply").to_owned();
+    let shown = t.wait_for_status(&to_ana, "delivered").await;
+    assert_eq!(shown["contact_id"], json!(ana));
+    assert_eq!(shown["conversation_id"].as_str(), first.conversation_id.as_deref(), "joins Ana's conversation");
+    let to_stranger = answer["outcomes"][2]["reply_id"].as_str().expect("a reply").to_owned();
+    let shown = t.wait_for_status(&to_stranger, "delivered").await;
+    assert_eq!(shown["conversation_id"].as_str(), third.conversation_id.as_deref());
+
+    let (status, _) = t.call(t.key(), Method::POST, "/v1/messages/reply", Some(&json!({"ids": [], "body": "x"}))).await;
+    assert_eq!(status, 422);
+    let (status, _) =
+        t.call(t.key(), Method::POST, "/v1/messages/reply", Some(&json!({"ids": ["nope"], "body": "x"}))).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_text_is_forwarded_one_at_a_time_as_is_or_edited_and_a_test_text_goes_at_once() {
+    let t = TestStack::start().await;
+    let sender = devstack::stack::DEMO_SENDER;
+    t.inbound("SM0000000000000000000000000000b001", "+14155550193", sender, "Lost dog found on Elm St", &[]).await;
+    let received = received_id(&t, "SM0000000000000000000000000000b001").await;
+    let vet = contact(&t, "Dr Vega", Some("+14155550194"), &[]).await;
+    let nurse = contact(&t, "Nurse Lo", Some("+14155550195"), &[]).await;
+
+    let path = format!("/v1/messages/{}/forward", received.id);
+    let (status, answer) = t.call(t.key(), Method::POST, &path, Some(&json!({"recipients": [vet]}))).await;
+    assert_eq!((status, answer["accepted"].as_u64()), (202, Some(1)), "{answer}");
+    let forwarded = answer["outcomes"][0]["id"].as_str().expect("id").to_owned();
+    assert_eq!(t.wait_for_status(&forwarded, "delivered").await["body"], "Lost dog found on Elm St");
+    let edited = json!({"recipients": [vet, nurse], "body": "FYI: lost dog found on Elm St"});
+    let (status, answer) = t.call(t.key(), Method::POST, &path, Some(&edited)).await;
+    assert_eq!((status, answer["accepted"].as_u64()), (202, Some(2)), "{answer}");
+    let to_nurse = answer["outcomes"][1]["id"].as_str().expect("id").to_owned();
+    assert_eq!(t.wait_for_status(&to_nurse, "delivered").await["body"], "FYI: lost dog found on Elm St");
+
+    let several = json!({"ids": [received.id.to_string(), forwarded], "recipients": [vet]});
+    let (status, refused) = t.call(t.key(), Method::POST, &path, Some(&several)).await;
+    assert_eq!((status, refused["field"].as_str()), (422, Some("ids")), "{refused}");
+    let (status, _) =
+        t.call(t.key(), Method::POST, "/v1/messages/nope/forward", Some(&json!({"recipients": [vet]}))).await;
+    assert_eq!(status, 404);
+
+    // A test text goes now to the contact's number, approval or not.
+    require_approval(&t).await;
+    let (status, test) = t.call(t.key(), Method::POST, &format!("/v1/contacts/{nurse}/test-sms"), None).await;
+    assert_eq!((status, test["status"].as_str()), (202, Some("queued")), "{test}");
+    let shown = t.wait_for_status(test["id"].as_str().expect("id"), "delivered").await;
+    assert_eq!(shown["to"], "+14155550195");
+    let (status, _) = t.call(t.key(), Method::POST, "/v1/contacts/nobody/test-sms", None).await;
+    assert_eq!(status, 404);
+    let no_mobile = contact(&t, "Cy", None, &[]).await;
+    let (status, problem) = t.call(t.key(), Method::POST, &format!("/v1/contacts/{no_mobile}/test-sms"), None).await;
+    assert_eq!((status, problem["field"].as_str()), (409, Some("phones")), "{problem}");
+}

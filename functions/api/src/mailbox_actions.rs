@@ -1,6 +1,6 @@
 //! Staff actions on texts already created: `POST /v1/messages/approve` (Send Now),
 //! `PATCH /v1/messages/{id}` and `POST /v1/messages/{id}/cancel` for a text not yet queued,
-//! and `POST /v1/messages/resend` for failed texts.
+//! `POST /v1/messages/resend` for failed texts, replies, forwarding and test texts.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -11,6 +11,8 @@ use serde::Deserialize;
 use serde_json::json;
 use shared::mailbox_actions::{self, ActionError, ActionOutcome, EditRefused, MAX_IDS, Outcome};
 use shared::message::{Message, MessageBody};
+use shared::outbound::{self, CreateTextError, ReplyOutcomeKind};
+use shared::recipients::Refusal;
 use shared::scheduled_texts;
 use shared::services::Services;
 
@@ -144,5 +146,106 @@ fn shown(id: &str, result: Result<Message, EditRefused>) -> Result<(StatusCode, 
         Err(refused @ EditRefused::AlreadyQueued(_)) => {
             Err(Problem::conflict("already-queued", "The text can no longer be changed", format!("{refused}.")))
         }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reply {
+    ids: Vec<String>,
+    body: String,
+}
+
+/// `{ids: [received texts], body}` → one reply per distinct sender, each in its conversation.
+pub async fn reply(
+    State(services): State<Services>,
+    Caller(caller): Caller,
+    body: Bytes,
+) -> Result<impl IntoResponse, Problem> {
+    let request: Reply = json_input::parse(&body)?;
+    mailbox_actions::distinct_ids(&request.ids)?;
+    let outcomes = outbound::reply(&services, &caller, &request.ids, &request.body).await?;
+    let replied = outcomes.iter().filter(|o| o.outcome == ReplyOutcomeKind::Replied).count();
+    if replied > 0 {
+        return Ok((StatusCode::ACCEPTED, Json(json!({ "replied": replied, "outcomes": outcomes }))));
+    }
+    let outcomes_json = json!(outcomes);
+    if outcomes.iter().all(|o| o.outcome == ReplyOutcomeKind::NotFound) {
+        return Err(Problem::not_found("None of the texts exists for this clinic.").with("outcomes", outcomes_json));
+    }
+    Err(Problem::invalid_field("ids", "None of the texts could be answered; `outcomes` says why for each.")
+        .with("outcomes", outcomes_json))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Forward {
+    recipients: Vec<String>,
+    /// The words to send, edited; the original's when absent.
+    body: Option<String>,
+}
+
+/// `{recipients: [contact ids…], body?}` → the text forwarded, one outcome per recipient. One
+/// text at a time: a request naming several (`ids`) is refused.
+pub async fn forward(
+    State(services): State<Services>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<impl IntoResponse, Problem> {
+    let raw: serde_json::Value = serde_json::from_slice(&body).map_err(Problem::malformed_json)?;
+    if raw.get("ids").is_some() {
+        return Err(Problem::invalid_field(
+            "ids",
+            "Forwarding several texts at once is not supported; forward one text at a time, to one or many contacts.",
+        ));
+    }
+    let request: Forward = json_input::parse(&body)?;
+    let outcomes = outbound::forward(&services, &caller, &id, request.recipients, request.body)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("No message {id} exists for this clinic.")))?;
+    let accepted = outcomes.iter().filter(|o| o.accepted()).count();
+    Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": accepted, "outcomes": outcomes }))))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TestText {
+    body: Option<String>,
+}
+
+/// `POST /v1/contacts/{id}/test-sms` `{body?}` → a test text to the contact's mobile number now.
+pub async fn test_text(
+    State(services): State<Services>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<impl IntoResponse, Problem> {
+    let request: TestText = if body.is_empty() { TestText::default() } else { json_input::parse(&body)? };
+    match outbound::test_text(&services, &caller, &id, request.body.as_deref()).await? {
+        Ok(message) => {
+            let view = serde_json::to_value(MessageView::from(&message)).map_err(|e| Problem::unavailable(&e))?;
+            Ok((StatusCode::ACCEPTED, Json(view)))
+        }
+        Err(Refusal::UnknownRecipient) => Err(Problem::not_found(format!("No contact {id} exists for this clinic."))),
+        Err(Refusal::NoMobileNumber) => Err(Problem::conflict_on(
+            "phones",
+            "no-mobile-number",
+            "The contact has no mobile number",
+            "Add a mobile number to the contact, then send the test text.",
+        )),
+        Err(Refusal::InvalidNumber) => Err(Problem::conflict_on(
+            "phones",
+            "invalid-number",
+            "The contact's mobile number is not valid",
+            "Correct the contact's mobile number, then send the test text.",
+        )),
+        Err(Refusal::OptedOut) => Err(CreateTextError::OptedOut.into()),
+        Err(Refusal::AllowanceExhausted) => Err(Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "allowance-exhausted",
+            "Daily SMS allowance used up",
+            "Your daily SMS allowance is used up; it resets at midnight, clinic time.",
+        )),
     }
 }
