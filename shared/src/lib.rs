@@ -59,4 +59,5 @@ pub mod status_checks;
 pub mod status_updates;
 pub mod templates;
 pub mod twilio;
+pub mod usage_report;
 pub mod webhook_rejections;

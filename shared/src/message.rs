@@ -708,6 +708,17 @@ impl Message {
         Ok(next)
     }
 
+    /// How many attempts Twilio took (each one spent the text's credits).
+    pub fn accepted_attempts(&self) -> u32 {
+        let accepted: std::collections::HashSet<u32> = self
+            .history
+            .iter()
+            .filter(|e| e.actor == Actor::Sender && e.twilio_sid.is_some())
+            .map(|e| e.attempt)
+            .collect();
+        u32::try_from(accepted.len()).unwrap_or(u32::MAX)
+    }
+
     /// When Twilio accepted the current attempt, if it did.
     pub fn accepted_at(&self) -> Option<DateTime<Utc>> {
         self.history

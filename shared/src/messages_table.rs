@@ -143,6 +143,37 @@ impl MessagesTable {
         out.items.unwrap_or_default().into_iter().map(from_item).collect()
     }
 
+    /// A clinic's messages created from `from` to `to` (inclusive), oldest first, at most `limit`.
+    pub async fn created_between(
+        &self,
+        clinic: &crate::ids::ClinicId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        let (low, high) = crate::usage_report::id_range(from, to);
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("gsi1")
+            .key_condition_expression("gsi1pk = :clinic AND gsi1sk BETWEEN :low AND :high")
+            .expression_attribute_values(":clinic", s(format!("CLINIC#{clinic}")))
+            .expression_attribute_values(":low", s(low))
+            .expression_attribute_values(":high", s(high))
+            .into_paginator()
+            .items()
+            .send();
+        let mut messages = Vec::new();
+        while let Some(item) = pages.try_next().await? {
+            messages.push(from_item(item)?);
+            if messages.len() >= limit {
+                break;
+            }
+        }
+        Ok(messages)
+    }
+
     /// Stores a new message; fails with `Conflict` if the id exists.
     pub async fn insert(&self, message: &Message) -> Result<(), StoreError> {
         self.client

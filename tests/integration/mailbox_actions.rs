@@ -364,3 +364,53 @@ async fn a_text_is_forwarded_one_at_a_time_as_is_or_edited_and_a_test_text_goes_
     let (status, problem) = t.call(t.key(), Method::POST, &format!("/v1/contacts/{no_mobile}/test-sms"), None).await;
     assert_eq!((status, problem["field"].as_str()), (409, Some("phones")), "{problem}");
 }
+
+#[tokio::test]
+async fn the_usage_report_lists_a_periods_messages_with_errors_segments_credits_and_totals() {
+    let t = TestStack::start().await;
+    t.stack.simulator.set_override("+14155550197", SimOutcome::Undelivered(30003));
+    let delivered = t.send_text("+14155550196").await;
+    let undelivered = t.send_text("+14155550197").await;
+    t.wait_for_status(&delivered, "delivered").await;
+    t.wait_for_status(&undelivered, "undelivered").await;
+    let other = t.other_clinic("other", devstack::stack::OTHER_SENDER).await;
+    let (status, _) = t
+        .call(&other.api_key, Method::POST, "/v1/messages", Some(&json!({"to": "+14155550198", "body": "Not theirs"})))
+        .await;
+    assert_eq!(status, 202);
+
+    let now = t.stack.services.clock.now();
+    let period = |format: &str| {
+        let from = (now - chrono::TimeDelta::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let to = (now + chrono::TimeDelta::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        format!("/v1/reports/usage?from={from}&to={to}&format={format}")
+    };
+    let (status, report) = t.call(t.key(), Method::GET, &period("json"), None).await;
+    assert_eq!(status, 200, "{report}");
+    let ids: Vec<_> = report["messages"].as_array().expect("rows").iter().map(|r| r["id"].clone()).collect();
+    assert_eq!(ids, [json!(delivered), json!(undelivered)], "this clinic's, oldest first");
+    assert_eq!(report["totals"]["messages"], 2);
+    assert_eq!(report["totals"]["credits"], 2);
+    assert_eq!(report["totals"]["by_status"], json!({"delivered": 1, "undelivered": 1}));
+    assert_eq!(report["totals"]["by_error_code"], json!({"30003": 1}));
+    let row = &report["messages"][1];
+    assert_eq!(
+        (row["error_code"].as_u64(), row["user"].as_str(), row["segments"].as_u64()),
+        (Some(30003), Some("admin"), Some(1))
+    );
+    assert!(row["error_description"].as_str().is_some_and(|d| d.contains("switched off")), "{row}");
+
+    let response = t.http.get(t.url(&period("csv"))).bearer_auth(t.key()).send().await.expect("API answers");
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()[reqwest::header::CONTENT_TYPE].to_str().unwrap_or_default().starts_with("text/csv"));
+    let csv = response.text().await.expect("a body");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[2].contains(&undelivered) && lines[2].contains(",30003,"), "{csv}");
+
+    let too_long = "/v1/reports/usage?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:01Z";
+    let (status, problem) = t.call(t.key(), Method::GET, too_long, None).await;
+    assert_eq!((status, problem["field"].as_str()), (422, Some("to")), "{problem}");
+    let (status, problem) = t.call(t.key(), Method::GET, "/v1/reports/usage?to=2026-02-01T00:00:00Z", None).await;
+    assert_eq!((status, problem["field"].as_str()), (422, Some("from")), "{problem}");
+}

@@ -13,6 +13,7 @@ mod mailbox_actions;
 mod messages;
 mod problem;
 mod records;
+mod reports;
 mod settings;
 mod templates;
 mod views;
@@ -39,6 +40,7 @@ pub fn router(services: Services) -> Router {
         .route("/v1/messages/{id}/forward", post(mailbox_actions::forward))
         .route("/v1/contacts/{id}/test-sms", post(mailbox_actions::test_text))
         .route("/v1/error-codes/{code}", get(error_codes::show))
+        .route("/v1/reports/usage", get(reports::usage))
         .route("/v1/clinic", get(settings::show).put(settings::replace))
         .route("/v1/clinic/credits", post(settings::top_up))
         .route("/v1/api-keys", post(settings::issue_key))
