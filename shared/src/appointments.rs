@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::dynamo::{StoreError, from_item, get_consistent, index_instant, plausible_id, s, to_item};
 use crate::ids::ClinicId;
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AppointmentStatus {

@@ -10,6 +10,7 @@ use crate::clinic_records::ClinicRecord;
 use crate::ids::{ClinicId, ConnectionId};
 use crate::phone::{Country, E164};
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PhoneKind {

@@ -312,6 +312,7 @@ fn hh_mm(time: NaiveTime) -> String {
 }
 
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ReminderWindow))]
 struct WindowRepr {
     start: String,
     end: String,
@@ -333,6 +334,7 @@ impl From<ReminderWindow> for WindowRepr {
 }
 
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = QuietHours))]
 struct QuietRepr {
     start: String,
     end: String,
@@ -887,4 +889,28 @@ mod tests {
         assert!(serde_json::from_value::<QuietHours>(json!({"start": "20:00", "end": "20:00"})).is_err());
         assert!(serde_json::from_value::<QuietHours>(json!({"start": "8pm", "end": "08:00"})).is_err());
     }
+}
+
+/// The windows are written as `{"start": "HH:MM", "end": "HH:MM", …}`: their schemas are those
+/// of the forms they are read from.
+#[cfg(feature = "openapi")]
+mod openapi {
+    use utoipa::openapi::{RefOr, schema::Schema};
+    use utoipa::{PartialSchema, ToSchema};
+
+    impl PartialSchema for super::ReminderWindow {
+        fn schema() -> RefOr<Schema> {
+            super::WindowRepr::schema()
+        }
+    }
+
+    impl ToSchema for super::ReminderWindow {}
+
+    impl PartialSchema for super::QuietHours {
+        fn schema() -> RefOr<Schema> {
+            super::QuietRepr::schema()
+        }
+    }
+
+    impl ToSchema for super::QuietHours {}
 }

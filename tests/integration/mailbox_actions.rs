@@ -107,7 +107,7 @@ async fn a_send_nobody_can_receive_is_refused_with_the_reason_for_each() {
         (json!({"recipients": [], "body": "Hi"}), "recipients"),
         (json!({"recipients": "+14155550140", "body": "Hi"}), "recipients"),
         (
-            json!({"recipients": [(0..101).map(|i| format!("+1415555{i:04}")).collect::<Vec<_>>()], "body": "Hi"}),
+            json!({"recipients": (0..101).map(|i| format!("+1415555{i:04}")).collect::<Vec<_>>(), "body": "Hi"}),
             "recipients",
         ),
         (json!({"recipients": ["+14155550140"], "body": ""}), "body"),

@@ -15,6 +15,7 @@ mod inbound;
 mod keywords;
 mod lanes;
 mod mailbox_actions;
+mod openapi;
 mod reminders;
 mod sender_claims;
 mod sending;

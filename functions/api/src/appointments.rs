@@ -21,7 +21,7 @@ use crate::json_input::{self, ValidQuery};
 use crate::problem::Problem;
 use crate::views::MessageView;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppointmentInput {
     contact_id: String,

@@ -27,7 +27,7 @@ pub(crate) fn required_text(field: &'static str, value: &str) -> Result<String, 
     Ok(trimmed.to_owned())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BusinessInput {
     name: String,
@@ -80,14 +80,14 @@ impl Resource for Business {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PhoneInput {
     kind: PhoneKind,
     number: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactInput {
     first_name: String,
@@ -172,7 +172,7 @@ impl Resource for Contact {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupInput {
     name: String,
@@ -189,7 +189,7 @@ impl Resource for Group {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateInput {
     name: String,
@@ -208,7 +208,7 @@ impl Resource for SmsTemplate {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppointmentTypeInput {
     name: String,
@@ -240,7 +240,7 @@ impl Resource for AppointmentType {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserInput {
     name: String,
@@ -266,7 +266,7 @@ impl Resource for User {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionInput {
     label: String,

@@ -63,7 +63,7 @@ pub async fn close(
     Ok(Json(closed))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkInput {
     contact_id: String,

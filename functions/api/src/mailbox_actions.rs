@@ -21,9 +21,9 @@ use crate::json_input;
 use crate::problem::Problem;
 use crate::views::MessageView;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Ids {
+pub struct Ids {
     ids: Vec<String>,
     #[serde(default)]
     confirm: bool,
@@ -93,9 +93,9 @@ pub async fn resend(
     answer(outcomes, summary)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Edit {
+pub struct Edit {
     send_at: Option<String>,
     body: Option<String>,
 }
@@ -149,9 +149,9 @@ fn shown(id: &str, result: Result<Message, EditRefused>) -> Result<(StatusCode, 
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Reply {
+pub struct Reply {
     ids: Vec<String>,
     body: String,
 }
@@ -177,9 +177,9 @@ pub async fn reply(
         .with("outcomes", outcomes_json))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Forward {
+pub struct Forward {
     recipients: Vec<String>,
     /// The words to send, edited; the original's when absent.
     body: Option<String>,
@@ -208,9 +208,9 @@ pub async fn forward(
     Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": accepted, "outcomes": outcomes }))))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
-struct TestText {
+pub struct TestText {
     body: Option<String>,
 }
 

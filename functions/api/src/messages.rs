@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use serde_json::Value;
 use shared::clinic::Principal;
 use shared::idempotency::{self, Claim, StoredAnswer};
@@ -15,6 +15,7 @@ use shared::scheduled_texts;
 use shared::services::Services;
 
 use crate::auth::Caller;
+use crate::json_input;
 use crate::problem::Problem;
 use crate::views::{Accepted, MessageView};
 
@@ -75,70 +76,52 @@ fn replay(answer: StoredAnswer) -> Response {
     (status, [(header::CONTENT_TYPE, content_type)], answer.body).into_response()
 }
 
+/// What `POST /v1/messages` reads: `to` (one number) or `recipients` (contact ids, group ids
+/// and numbers), the words, and optionally the connection and a time to send at.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct SendBody {
+    /// One phone number; the answer is `{id, status}`.
+    to: Option<String>,
+    /// Contact ids, group ids and phone numbers (at most 100); the answer has an outcome each.
+    recipients: Option<Vec<String>>,
+    body: String,
+    /// The connection to send through; the clinic's default when absent.
+    connection: Option<String>,
+    /// RFC 3339 with an offset, more than a minute and at most 35 days ahead.
+    send_at: Option<String>,
+}
+
 async fn create_text(
     services: &Services,
     caller: &Principal,
     body: &Bytes,
 ) -> Result<(StatusCode, Json<Value>), Problem> {
-    let request: Value = serde_json::from_slice(body).map_err(Problem::malformed_json)?;
-    if !request.is_object() {
-        return Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            "malformed-json",
-            "The request body is not a JSON object",
-            "Send a JSON object such as {\"to\": \"+14155550123\", \"body\": \"...\"}.",
-        ));
+    let request: SendBody = json_input::parse(body)?;
+    let send_at = match request.send_at.as_deref() {
+        Some(at) => Some(
+            scheduled_texts::parse_send_at(at, services.clock.now())
+                .map_err(|why| Problem::invalid_field("send_at", format!("`send_at`: {why}.")))?,
+        ),
+        None => None,
+    };
+    let (recipients, one) = match (request.recipients, request.to) {
+        (Some(recipients), _) => (recipients, false),
+        (None, Some(to)) => (vec![to], true),
+        (None, None) => return Err(Problem::invalid_field("to", "`to` (a number) or `recipients` is required.")),
+    };
+    let send = SendRequest { recipients, body: request.body, connection_id: request.connection, send_at };
+    if one {
+        let message = outbound::create_text(services, caller, send).await?;
+        let accepted = Accepted { id: message.id.to_string(), status: message.status };
+        return Ok((StatusCode::ACCEPTED, Json(serde_json::to_value(accepted).map_err(|e| Problem::unavailable(&e))?)));
     }
-    if request.get("recipients").is_some() {
-        return send_to_recipients(services, caller, &request).await;
-    }
-    let to = string_field(&request, "to")?.to_owned();
-    let body = string_field(&request, "body")?.to_owned();
-    let (connection_id, send_at) = connection_and_time(services, &request)?;
-    let request = SendRequest { recipients: vec![to], body, connection_id, send_at };
-    let message = outbound::create_text(services, caller, request).await?;
+    let outcomes = outbound::send_to_recipients(services, caller, send).await?;
+    let accepted = outcomes.iter().filter(|o| o.accepted()).count();
+    let refused = outcomes.iter().filter(|o| o.outcome == OutcomeKind::Refused).count();
     Ok((
         StatusCode::ACCEPTED,
-        Json(
-            serde_json::to_value(Accepted { id: message.id.to_string(), status: message.status })
-                .map_err(|e| Problem::unavailable(&e))?,
-        ),
+        Json(serde_json::json!({"accepted": accepted, "refused": refused, "outcomes": outcomes})),
     ))
-}
-
-/// `{recipients: [contact ids, group ids, numbers], body, connection?, send_at?}` → 202 with an
-/// outcome per recipient.
-async fn send_to_recipients(
-    services: &Services,
-    caller: &Principal,
-    request: &Value,
-) -> Result<(StatusCode, Json<Value>), Problem> {
-    let recipients = match request.get("recipients") {
-        Some(Value::Array(entries)) => {
-            entries.iter().map(|entry| entry.as_str().map(str::to_owned)).collect::<Option<Vec<String>>>().ok_or_else(
-                || {
-                    Problem::invalid_field(
-                        "recipients",
-                        "Each recipient is a string: a contact id, a group id or a phone number.",
-                    )
-                },
-            )?
-        }
-        _ => {
-            return Err(Problem::invalid_field(
-                "recipients",
-                "`recipients` must be a list of contact ids, group ids and numbers.",
-            ));
-        }
-    };
-    let body = string_field(request, "body")?.to_owned();
-    let (connection_id, send_at) = connection_and_time(services, request)?;
-    let outcomes =
-        outbound::send_to_recipients(services, caller, SendRequest { recipients, body, connection_id, send_at })
-            .await?;
-    let accepted = outcomes.iter().filter(|o| o.accepted()).count();
-    let answer = serde_json::json!({"accepted": accepted, "refused": outcomes.iter().filter(|o| o.outcome == OutcomeKind::Refused).count(), "outcomes": outcomes});
-    Ok((StatusCode::ACCEPTED, Json(answer)))
 }
 
 /// `GET /v1/messages/{id}` → the message with its status, error and history.
@@ -153,36 +136,4 @@ pub async fn show(
     // Another clinic's message is answered exactly like a missing one.
     let message = message.filter(|m| m.clinic_id == caller.clinic_id).ok_or_else(not_found)?;
     Ok(Json(serde_json::to_value(MessageView::from(&message)).map_err(|e| Problem::unavailable(&e))?))
-}
-
-/// The optional `connection` and `send_at` of a send.
-fn connection_and_time(
-    services: &Services,
-    request: &Value,
-) -> Result<(Option<String>, Option<DateTime<Utc>>), Problem> {
-    let connection_id = optional_string_field(request, "connection")?.map(str::to_owned);
-    let send_at = match optional_string_field(request, "send_at")? {
-        Some(at) => Some(
-            scheduled_texts::parse_send_at(at, services.clock.now())
-                .map_err(|why| Problem::invalid_field("send_at", format!("`send_at`: {why}.")))?,
-        ),
-        None => None,
-    };
-    Ok((connection_id, send_at))
-}
-
-fn optional_string_field<'a>(request: &'a Value, name: &'static str) -> Result<Option<&'a str>, Problem> {
-    match request.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(Problem::invalid_field(name, format!("`{name}` must be a string."))),
-    }
-}
-
-fn string_field<'a>(request: &'a Value, name: &'static str) -> Result<&'a str, Problem> {
-    match request.get(name) {
-        None | Some(Value::Null) => Err(Problem::invalid_field(name, format!("`{name}` is required."))),
-        Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(Problem::invalid_field(name, format!("`{name}` must be a string."))),
-    }
 }

@@ -3,12 +3,12 @@
 //! who may change it. Records live in the caller's clinic partition, so another clinic's id is
 //! simply not found.
 
-use axum::Router;
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::{Json, routing::get};
+use axum::routing::{delete, get, post, put};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -16,8 +16,10 @@ use shared::clinic::{Clinic, Principal, Role};
 use shared::clinic_records::{ClinicRecord, ListError};
 use shared::dynamo::StoreError;
 use shared::services::Services;
+use utoipa::openapi::path::HttpMethod;
 
 use crate::auth::Caller;
+use crate::endpoints::Endpoint;
 use crate::json_input::{self, ValidQuery};
 use crate::problem::Problem;
 
@@ -35,7 +37,7 @@ pub trait Resource: ClinicRecord {
     const NOUN: &'static str;
     /// Only admins may create, change or delete these.
     const ADMIN_WRITES: bool;
-    type Input: DeserializeOwned + Send;
+    type Input: DeserializeOwned + Send + utoipa::ToSchema;
 
     /// Builds the record from its input (for a replace, `id` is the existing one).
     fn from_input(
@@ -90,10 +92,21 @@ impl ListQuery {
     }
 }
 
-pub fn routes<T: Resource>(router: Router<Services>) -> Router<Services> {
-    router
-        .route(&format!("/v1/{}", T::PATH), get(list::<T>).post(create::<T>))
-        .route(&format!("/v1/{}/{{id}}", T::PATH), get(show::<T>).put(replace::<T>).delete(remove::<T>))
+/// The five endpoints of a kind of record.
+pub fn endpoints<T: Resource>() -> Vec<Endpoint> {
+    let collection = format!("/v1/{}", T::PATH);
+    let one = format!("/v1/{}/{{id}}", T::PATH);
+    let tag = T::PATH;
+    vec![
+        Endpoint::new(HttpMethod::Get, &collection, tag, format!("List {}s", T::NOUN), get(list::<T>))
+            .query(&["cursor", "limit"]),
+        Endpoint::new(HttpMethod::Post, &collection, tag, format!("Create a {}", T::NOUN), post(create::<T>))
+            .body::<T::Input>(),
+        Endpoint::new(HttpMethod::Get, &one, tag, format!("Read a {}", T::NOUN), get(show::<T>)),
+        Endpoint::new(HttpMethod::Put, &one, tag, format!("Replace a {}", T::NOUN), put(replace::<T>))
+            .body::<T::Input>(),
+        Endpoint::new(HttpMethod::Delete, &one, tag, format!("Delete a {}", T::NOUN), delete(remove::<T>)),
+    ]
 }
 
 pub async fn clinic_of(services: &Services, caller: &Principal) -> Result<Clinic, Problem> {

@@ -59,7 +59,7 @@ pub async fn show(State(services): State<Services>, Caller(caller): Caller) -> R
     Ok(Json(settings_view(&services, &clinic).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsInput {
     name: String,
@@ -126,7 +126,7 @@ pub async fn replace(
     Ok(Json(settings_view(&services, &clinic).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TopUp {
     credits: u64,
@@ -146,7 +146,7 @@ pub async fn top_up(
     Ok(Json(serde_json::json!({ "credit_balance": balance })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
     user_id: String,

@@ -14,7 +14,7 @@ use crate::json_input;
 use crate::problem::Problem;
 use crate::records::clinic_of;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreviewInput {
     body: String,
