@@ -29,8 +29,8 @@ const MAX_CONFLICTS: u32 = 20;
 
 #[derive(Clone, Debug)]
 pub struct MessagesTable {
-    client: Client,
-    table: String,
+    pub(crate) client: Client,
+    pub(crate) table: String,
 }
 
 /// The result of a read-decide-write.
@@ -71,6 +71,8 @@ impl MessagesTable {
         if let Some((kind, at)) = due {
             keys.extend([("gsi2pk", kind.to_owned()), ("gsi2sk", format!("{}#{}", index_instant(at), message.id))]);
         }
+        // Every message is in one of the mailbox's buckets, so the views follow each write.
+        keys.extend(crate::mailbox_views::index_keys(message));
         to_item(message, &keys)
     }
 
