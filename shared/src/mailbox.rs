@@ -288,8 +288,8 @@ impl MessagesTable {
         action: MailboxAction,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<(String, Outcome)>, StoreError> {
-        let outcomes: Vec<Outcome> = futures::stream::iter(ids)
-            .map(|raw| self.mark_one(clinic, by, raw, action, now))
+        let outcomes: Vec<Outcome> = futures::stream::iter(ids.iter().cloned())
+            .map(|raw| async move { self.mark_one(clinic, by, &raw, action, now).await })
             .buffered(MARK_CONCURRENCY)
             .try_collect()
             .await?;

@@ -14,6 +14,7 @@ mod flow;
 mod inbound;
 mod keywords;
 mod lanes;
+mod mailbox_views;
 mod reminders;
 mod sender_claims;
 mod sending;

@@ -9,6 +9,7 @@ mod connection_health;
 mod conversations;
 mod error_codes;
 mod json_input;
+mod mailbox;
 mod messages;
 mod problem;
 mod records;
@@ -29,7 +30,10 @@ pub use problem::Problem;
 
 pub fn router(services: Services) -> Router {
     let mut router = Router::new()
-        .route("/v1/messages", post(messages::create))
+        .route("/v1/messages", get(mailbox::list).post(messages::create))
+        .route("/v1/messages/search", get(mailbox::search))
+        .route("/v1/messages/delete", post(mailbox::delete))
+        .route("/v1/messages/restore", post(mailbox::restore))
         .route("/v1/messages/{id}", get(messages::show))
         .route("/v1/error-codes/{code}", get(error_codes::show))
         .route("/v1/clinic", get(settings::show).put(settings::replace))

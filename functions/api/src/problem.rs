@@ -16,6 +16,8 @@ pub struct Problem {
     title: &'static str,
     detail: String,
     field: Option<String>,
+    /// RFC 9457 extension members, e.g. each id's outcome of a delete that changed nothing.
+    extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -27,11 +29,19 @@ struct Body<'a> {
     detail: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    #[serde(flatten)]
+    extensions: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 impl Problem {
     pub fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, slug, title, detail: detail.into(), field: None }
+        Self { status, slug, title, detail: detail.into(), field: None, extensions: serde_json::Map::new() }
+    }
+
+    /// Adds an extension member to the answer.
+    pub fn with(mut self, name: &str, value: serde_json::Value) -> Self {
+        self.extensions.insert(name.to_owned(), value);
+        self
     }
 
     pub fn invalid_field(field: impl Into<String>, detail: impl Into<String>) -> Self {
@@ -109,6 +119,7 @@ impl IntoResponse for Problem {
             status: self.status.as_u16(),
             detail: &self.detail,
             field: self.field.as_deref(),
+            extensions: &self.extensions,
         };
         let mut response = (self.status, Json(body)).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use shared::message::{Direction, HistoryEntry, Message};
+use shared::message::{Deleted, Direction, HistoryEntry, Message};
 use shared::message_status::MessageStatus;
 use shared::reason::Reason;
 use shared::twilio::error_catalogue;
@@ -27,6 +27,9 @@ pub struct MessageView<'a> {
     pub twilio_sid: Option<&'a str>,
     pub error: Option<ErrorView>,
     pub created_by: Option<&'a str>,
+    pub approved_by: Option<&'a str>,
+    /// When and by whom the message was put in the Deleted view, while it is there.
+    pub deleted: Option<&'a Deleted>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub history: Vec<HistoryView<'a>>,
@@ -89,6 +92,8 @@ impl<'a> From<&'a Message> for MessageView<'a> {
             twilio_sid: m.twilio_sid.as_deref(),
             error,
             created_by: m.created_by.as_ref().map(|u| u.as_str()),
+            approved_by: m.approved_by.as_ref().map(|u| u.as_str()),
+            deleted: m.deleted.as_ref(),
             created_at: m.created_at,
             updated_at: m.updated_at,
             history: m.history.iter().map(HistoryView::from).collect(),
