@@ -17,10 +17,10 @@ use futures::{StreamExt, TryStreamExt};
 use crate::dynamo::{Item, StoreError, from_item, n, s};
 use crate::ids::{ClinicId, MessageId, UserId};
 use crate::mailbox_views::{
-    Bucket, IdRange, MailboxAction, Outcome, Search, View, merge_newest_first, next_query_limit,
+    Bucket, IdRange, MAX_PAGE, MailboxAction, Outcome, Search, View, merge_newest_first, next_query_limit,
 };
 use crate::message::Message;
-use crate::messages_table::{MessagesTable, Update};
+use crate::messages_table::{MessagesTable, SORT_KEY, Update, pk};
 
 /// Queries one page of All or a search may make. A selective search over a busy month can
 /// read many items for a few matches; past this, the page ends early with a cursor at the last
@@ -101,7 +101,7 @@ impl Filter {
 }
 
 fn key_of(id: &MessageId) -> Item {
-    HashMap::from([("pk".to_owned(), s(format!("MSG#{id}"))), ("sk".to_owned(), s("MESSAGE"))])
+    HashMap::from([("pk".to_owned(), s(pk(id))), ("sk".to_owned(), s(SORT_KEY))])
 }
 
 fn clinic_partition(clinic: &ClinicId) -> String {
@@ -118,13 +118,14 @@ impl MessagesTable {
         limit: usize,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<MessagePage, StoreError> {
+        let limit = limit.clamp(1, MAX_PAGE);
         let Some(range) = view.range(now).older_than(cursor) else {
             return Ok(MessagePage::empty());
         };
         if view == View::All {
             // Eight of the nine buckets: the clinic's timeline holds all of them already, whole,
             // and only the (few) deleted messages are read and dropped.
-            return self.timeline(clinic, range, Filter::new(), &|_| true, limit).await;
+            return self.timeline(clinic, range, Filter::new(), &|m| View::All.shows(m), limit).await;
         }
         let lists = futures::future::try_join_all(
             view.buckets().iter().map(|bucket| self.bucket_ids(clinic, *bucket, range, limit + 1)),
@@ -148,6 +149,7 @@ impl MessagesTable {
         cursor: Option<MessageId>,
         limit: usize,
     ) -> Result<MessagePage, StoreError> {
+        let limit = limit.clamp(1, MAX_PAGE);
         let Some(range) = search.range().older_than(cursor) else {
             return Ok(MessagePage::empty());
         };

@@ -13,7 +13,7 @@ use crate::ids::MessageId;
 use crate::message::{Message, Refused};
 use crate::message_status::MessageStatus;
 
-const SORT_KEY: &str = "MESSAGE";
+pub(crate) const SORT_KEY: &str = "MESSAGE";
 const CREDIT_RETRY: &str = "CREDIT_RETRY";
 const APPROVAL_EXPIRY: &str = "APPROVAL_EXPIRY";
 const AWAITING_STATUS: &str = "AWAITING_STATUS";
@@ -41,7 +41,7 @@ pub enum Update {
     Missing,
 }
 
-fn pk(id: &MessageId) -> String {
+pub(crate) fn pk(id: &MessageId) -> String {
     format!("MSG#{id}")
 }
 
