@@ -315,7 +315,7 @@ async fn search_pages_through_sparse_matches_exactly_once() {
         rfc3339(now - TimeDelta::days(1)),
         rfc3339(now + TimeDelta::minutes(1))
     );
-    for limit in [1, 7, 30, 100] {
+    for limit in [4, 7, 100] {
         let shown = page_through(&t, &path, limit).await;
         assert_each_once_newest_first(&shown, &matching, &format!("limit {limit}"));
     }
