@@ -70,6 +70,13 @@ pub async fn provision(aws: &SdkConfig, prefix: &str, time_scale: u32) -> anyhow
     })
 }
 
+fn projection(projection: shared::aws_resources::Projection) -> ProjectionType {
+    match projection {
+        shared::aws_resources::Projection::All => ProjectionType::All,
+        shared::aws_resources::Projection::KeysOnly => ProjectionType::KeysOnly,
+    }
+}
+
 fn key(name: &str, kind: KeyType) -> anyhow::Result<KeySchemaElement> {
     Ok(KeySchemaElement::builder().attribute_name(name).key_type(kind).build()?)
 }
@@ -98,7 +105,7 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, spec: &Tabl
                 .index_name(index.name)
                 .key_schema(key(index.partition_key, KeyType::Hash)?)
                 .key_schema(key(index.sort_key, KeyType::Range)?)
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .projection(Projection::builder().projection_type(projection(index.projection)).build())
                 .build()?,
         );
     }

@@ -18,12 +18,34 @@ pub struct TableSpec {
     pub ttl_attribute: Option<&'static str>,
 }
 
-/// A global secondary index projecting all attributes.
+/// A global secondary index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexSpec {
     pub name: &'static str,
     pub partition_key: &'static str,
     pub sort_key: &'static str,
+    pub projection: Projection,
+}
+
+/// Which attributes an index holds besides the keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Projection {
+    /// Every attribute: a query answers with whole items, and every write of an item in the
+    /// index writes the index too.
+    All,
+    /// The table's and the index's keys only: a write that keeps the index keys as they were
+    /// costs the index nothing; the items are read from the table.
+    KeysOnly,
+}
+
+impl Projection {
+    /// CloudFormation's and DynamoDB's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Projection::All => "ALL",
+            Projection::KeysOnly => "KEYS_ONLY",
+        }
+    }
 }
 
 /// An SQS queue with its dead-letter queue.
@@ -49,13 +71,21 @@ pub struct QueueSpec {
 
 /// The one generic index on `clinics` and `messages`: each item type chooses what its
 /// `gsi1pk`/`gsi1sk` hold (docs/data-model.md lists them), so new access patterns need no new index.
-pub const GSI1: IndexSpec = IndexSpec { name: "gsi1", partition_key: "gsi1pk", sort_key: "gsi1sk" };
+pub const GSI1: IndexSpec =
+    IndexSpec { name: "gsi1", partition_key: "gsi1pk", sort_key: "gsi1sk", projection: Projection::All };
 
 /// The second generic index, for tables with two access patterns on one item type.
-pub const GSI2: IndexSpec = IndexSpec { name: "gsi2", partition_key: "gsi2pk", sort_key: "gsi2sk" };
+pub const GSI2: IndexSpec =
+    IndexSpec { name: "gsi2", partition_key: "gsi2pk", sort_key: "gsi2sk", projection: Projection::All };
 
 /// Messages by conversation (sparse: only messages in one), in time order.
-pub const GSI3: IndexSpec = IndexSpec { name: "gsi3", partition_key: "gsi3pk", sort_key: "gsi3sk" };
+pub const GSI3: IndexSpec =
+    IndexSpec { name: "gsi3", partition_key: "gsi3pk", sort_key: "gsi3sk", projection: Projection::All };
+
+/// The mailbox's views: one partition per clinic and bucket (`mailbox_views`), keys only, so
+/// the many writes that leave a message in its bucket do not write this index.
+pub const GSI4: IndexSpec =
+    IndexSpec { name: "gsi4", partition_key: "gsi4pk", sort_key: "gsi4sk", projection: Projection::KeysOnly };
 
 pub const CLINICS_TABLE: TableSpec = TableSpec {
     logical_id: "ClinicsTable",
@@ -71,7 +101,7 @@ pub const MESSAGES_TABLE: TableSpec = TableSpec {
     suffix: "messages",
     partition_key: "pk",
     sort_key: "sk",
-    indexes: &[GSI1, GSI2, GSI3],
+    indexes: &[GSI1, GSI2, GSI3, GSI4],
     ttl_attribute: None,
 };
 
@@ -386,7 +416,7 @@ mod tests {
         let expected: BTreeMap<&str, (KeyPairs<'_>, &str)> = spec
             .indexes
             .iter()
-            .map(|index| (index.name, (key_pairs(index.partition_key, index.sort_key), "ALL")))
+            .map(|index| (index.name, (key_pairs(index.partition_key, index.sort_key), index.projection.as_str())))
             .collect();
         problems.check_eq(&format!("{id} GlobalSecondaryIndexes (name: keys, projection)"), indexes, expected);
 

@@ -59,6 +59,29 @@ impl MessageId {
     pub fn from_ulid(ulid: Ulid) -> Self {
         Self(ulid)
     }
+
+    /// The smallest id anything created at `t` (to the millisecond) can have.
+    pub fn first_at(t: chrono::DateTime<chrono::Utc>) -> Self {
+        Self(Ulid::from_parts(ulid_millis(t), 0))
+    }
+
+    /// The largest id anything created at `t` (to the millisecond) can have.
+    pub fn last_at(t: chrono::DateTime<chrono::Utc>) -> Self {
+        Self(Ulid::from_parts(ulid_millis(t), u128::MAX))
+    }
+
+    /// The id just before this one, so an exclusive bound can be written as an inclusive one
+    /// (`BETWEEN`); `None` before the very first id.
+    pub fn before(self) -> Option<Self> {
+        self.0.0.checked_sub(1).map(|n| Self(Ulid(n)))
+    }
+}
+
+/// A ULID's 48-bit millisecond time, clamped rather than wrapped: a time before 1970 is the
+/// first instant, one past the year 10889 the last.
+fn ulid_millis(t: chrono::DateTime<chrono::Utc>) -> u64 {
+    const MAX_MILLIS: u64 = (1 << 48) - 1;
+    u64::try_from(t.timestamp_millis()).unwrap_or(0).min(MAX_MILLIS)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,6 +126,19 @@ mod tests {
         assert_eq!(id.to_string().parse::<MessageId>(), Ok(id));
         assert_eq!("not-an-id".parse::<MessageId>(), Err(BadMessageId));
         assert_eq!("".parse::<MessageId>(), Err(BadMessageId));
+    }
+
+    #[test]
+    fn bounds_at_a_time_enclose_every_id_of_that_millisecond() {
+        let t = chrono::DateTime::from_timestamp_millis(1_790_000_000_123).unwrap_or_default();
+        let id = MessageId::generate(t);
+        assert!(MessageId::first_at(t) <= id && id <= MessageId::last_at(t));
+        let next_ms = t + chrono::TimeDelta::milliseconds(1);
+        assert_eq!(MessageId::last_at(t).0.0 + 1, MessageId::first_at(next_ms).0.0);
+        assert_eq!(MessageId::first_at(next_ms).before(), Some(MessageId::last_at(t)));
+        assert_eq!(MessageId::from_ulid(Ulid(0)).before(), None);
+        let before_1970 = chrono::DateTime::from_timestamp(-5, 0).unwrap_or_default();
+        assert_eq!(MessageId::first_at(before_1970), MessageId::from_ulid(Ulid(0)));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! clinic-sms library: domain rules as pure functions, and the adapters the Lambda functions use.
 //!
-//! - Rules (no I/O): [`phone`], [`message_status`], [`message`], [`reason`], [`retry_policy`],
-//!   [`api_keys`], [`twilio::signature`], [`twilio::status`], [`twilio::error_catalogue`].
-//! - Adapters: [`messages_table`], [`clinics_table`] (DynamoDB), [`send_queue`] (SQS),
+//! - Rules (no I/O): [`phone`], [`message_status`], [`message`], [`mailbox_views`], [`reason`],
+//!   [`retry_policy`], [`api_keys`], [`twilio::signature`], [`twilio::status`],
+//!   [`twilio::error_catalogue`].
+//! - Adapters: [`messages_table`] (with [`mailbox`]), [`clinics_table`] (DynamoDB), [`send_queue`] (SQS),
 //!   [`twilio::client`] (Twilio REST), [`metrics`] (CloudWatch EMF on stdout).
 //! - Use cases the functions call: [`outbound`], [`sending`], [`status_updates`], [`status_checks`],
 //!   [`access`].
@@ -30,7 +31,9 @@ pub mod event_bus;
 pub mod idempotency;
 pub mod ids;
 pub mod inbound;
+pub mod mailbox;
 pub mod mailbox_actions;
+pub mod mailbox_views;
 pub mod message;
 pub mod message_status;
 pub mod messages_table;

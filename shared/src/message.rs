@@ -203,6 +203,17 @@ pub struct Message {
     /// Who approved it, when the clinic or business requires approval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_by: Option<UserId>,
+    /// Set while the message is in the clinic's Deleted view. Absent, not null, otherwise: the
+    /// views' queries test `attribute_not_exists(deleted)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<Deleted>,
+}
+
+/// Who took a message out of the clinic's views, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deleted {
+    pub at: DateTime<Utc>,
+    pub by: UserId,
 }
 
 /// A text Twilio passed on to us, already verified and parsed.
@@ -240,6 +251,10 @@ pub enum Refused {
     DuplicateCallback,
     #[error("Twilio SID {0} is not the current attempt's")]
     OtherSid(String),
+    #[error("the message is already deleted")]
+    AlreadyDeleted,
+    #[error("the message is not deleted")]
+    NotDeleted,
 }
 
 impl Message {
@@ -281,6 +296,7 @@ impl Message {
             conversation_id: None,
             send_at: None,
             approved_by: None,
+            deleted: None,
         }
     }
 
@@ -324,6 +340,7 @@ impl Message {
             conversation_id: None,
             send_at: None,
             approved_by: None,
+            deleted: None,
         }
     }
 
@@ -404,6 +421,7 @@ impl Message {
             conversation_id: None,
             send_at: None,
             approved_by: None,
+            deleted: None,
         }
     }
 
@@ -719,6 +737,33 @@ impl Message {
         u32::try_from(accepted.len()).unwrap_or(u32::MAX)
     }
 
+    /// Taken out of the clinic's views by `by`. Only the record is hidden: the status stays, and
+    /// a text on its way still goes (cancelling a scheduled text is its own action).
+    /// `updated_at` is left alone: it times the status checks of a text Twilio holds, and
+    /// hiding the record is no news about the text.
+    pub fn deleted_by(&self, by: &UserId, now: DateTime<Utc>) -> Result<Self, Refused> {
+        if self.deleted.is_some() {
+            return Err(Refused::AlreadyDeleted);
+        }
+        let mut next = self.clone();
+        next.deleted = Some(Deleted { at: now, by: by.clone() });
+        next.version = self.version + 1;
+        next.history.push(HistoryEntry::mailbox(now, self.attempt, format!("deleted by {by}")));
+        Ok(next)
+    }
+
+    /// Back from the Deleted view, into the view its status puts it in.
+    pub fn restored(&self, by: &UserId, now: DateTime<Utc>) -> Result<Self, Refused> {
+        if self.deleted.is_none() {
+            return Err(Refused::NotDeleted);
+        }
+        let mut next = self.clone();
+        next.deleted = None;
+        next.version = self.version + 1;
+        next.history.push(HistoryEntry::mailbox(now, self.attempt, format!("restored by {by}")));
+        Ok(next)
+    }
+
     /// When Twilio accepted the current attempt, if it did.
     pub fn accepted_at(&self) -> Option<DateTime<Utc>> {
         self.history
@@ -804,6 +849,22 @@ impl Message {
 }
 
 impl HistoryEntry {
+    /// A change to where the clinic sees the message, not to the text: no status.
+    fn mailbox(at: DateTime<Utc>, attempt: u32, note: String) -> Self {
+        Self {
+            at,
+            actor: Actor::Api,
+            attempt,
+            status: None,
+            twilio_status: None,
+            twilio_sid: None,
+            error_code: None,
+            raw_dlr_done_date: None,
+            applied: true,
+            note: Some(note),
+        }
+    }
+
     fn ours(at: DateTime<Utc>, actor: Actor, attempt: u32, status: MessageStatus) -> Self {
         Self {
             at,
@@ -1192,6 +1253,40 @@ mod tests {
         let end = apply(&submitted("SM1"), &[callback("SM1", "canceled", None)]);
         assert_eq!(end.status, Submitted);
         assert_eq!(end.history.last().map(|h| h.applied), Some(false));
+    }
+
+    #[test]
+    fn deleting_hides_the_record_and_restoring_brings_it_back_unchanged() {
+        let clerk = UserId::new("u1");
+        let later = t0() + TimeDelta::minutes(5);
+        let m = submitted("SM1");
+        let Ok(deleted) = m.deleted_by(&clerk, later) else { panic!("deletes") };
+        assert_eq!(deleted.deleted, Some(Deleted { at: later, by: clerk.clone() }));
+        assert_eq!((deleted.status, deleted.version, deleted.updated_at), (Submitted, m.version + 1, m.updated_at));
+        assert!(deleted.awaits_status(), "the text is still Twilio's: its status checks go on");
+        let last = deleted.history.last().map(|h| (h.actor, h.status, h.note.clone()));
+        assert_eq!(last, Some((Actor::Api, None, Some("deleted by u1".to_owned()))));
+        assert_eq!(deleted.deleted_by(&clerk, later), Err(Refused::AlreadyDeleted));
+
+        let Ok(restored) = deleted.restored(&UserId::new("u2"), later) else { panic!("restores") };
+        assert_eq!((restored.deleted.clone(), restored.status, restored.version), (None, Submitted, m.version + 2));
+        assert_eq!(restored.history.last().and_then(|h| h.note.clone()).as_deref(), Some("restored by u2"));
+        assert_eq!(restored.restored(&clerk, later), Err(Refused::NotDeleted));
+        assert_eq!(m.restored(&clerk, later), Err(Refused::NotDeleted), "never deleted");
+        // A callback after the delete moves the status on and keeps the mark.
+        let Ok(delivered) = deleted.with_callback(&callback("SM1", "delivered", None), later) else { panic!("ok") };
+        assert_eq!((delivered.status, delivered.deleted.is_some()), (Delivered, true));
+    }
+
+    #[test]
+    fn the_deleted_mark_and_approver_are_absent_when_unset_and_read_back_when_set() {
+        let m = queued();
+        let Ok(stored) = serde_json::to_value(&m) else { panic!("serialises") };
+        assert!(stored.get("deleted").is_none() && stored.get("approved_by").is_none(), "{stored}");
+        let mut marked = m.deleted_by(&UserId::new("u1"), t0()).unwrap_or_else(|_| panic!("deletes"));
+        marked.approved_by = Some(UserId::new("u9"));
+        let read: Option<Message> = serde_json::to_value(&marked).ok().and_then(|v| serde_json::from_value(v).ok());
+        assert_eq!(read, Some(marked));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::ids::MessageId;
 use crate::message::{Message, Refused};
 use crate::message_status::MessageStatus;
 
-const SORT_KEY: &str = "MESSAGE";
+pub(crate) const SORT_KEY: &str = "MESSAGE";
 const CREDIT_RETRY: &str = "CREDIT_RETRY";
 const APPROVAL_EXPIRY: &str = "APPROVAL_EXPIRY";
 const AWAITING_STATUS: &str = "AWAITING_STATUS";
@@ -30,8 +30,8 @@ const MAX_CONFLICTS: u32 = 20;
 
 #[derive(Clone, Debug)]
 pub struct MessagesTable {
-    client: Client,
-    table: String,
+    pub(crate) client: Client,
+    pub(crate) table: String,
 }
 
 /// The result of a read-decide-write.
@@ -42,7 +42,7 @@ pub enum Update {
     Missing,
 }
 
-fn pk(id: &MessageId) -> String {
+pub(crate) fn pk(id: &MessageId) -> String {
     format!("MSG#{id}")
 }
 
@@ -73,6 +73,8 @@ impl MessagesTable {
         if let Some((kind, at)) = due {
             keys.extend([("gsi2pk", kind.to_owned()), ("gsi2sk", format!("{}#{}", index_instant(at), message.id))]);
         }
+        // Every message is in one of the mailbox's buckets, so the views follow each write.
+        keys.extend(crate::mailbox_views::index_keys(message));
         to_item(message, &keys)
     }
 

@@ -15,6 +15,7 @@ mod inbound;
 mod keywords;
 mod lanes;
 mod mailbox_actions;
+mod mailbox_views;
 mod openapi;
 mod reminders;
 mod sender_claims;

@@ -10,6 +10,7 @@ mod conversations;
 pub mod endpoints;
 mod error_codes;
 mod json_input;
+mod mailbox;
 mod mailbox_actions;
 mod messages;
 mod problem;
@@ -69,6 +70,45 @@ pub fn table() -> Vec<Endpoint> {
         )
         .body::<messages::SendBody>()
         .answers(202),
+        Endpoint::new(Get, "/v1/messages", "messages", "A mailbox view, newest first", get(mailbox::list))
+            .query(&["view", "cursor", "limit"]),
+        Endpoint::new(
+            Get,
+            "/v1/messages/search",
+            "messages",
+            "Search a period of at most 31 days",
+            get(mailbox::search),
+        )
+        .query(&[
+            "from",
+            "to",
+            "contact_id",
+            "number",
+            "status",
+            "error_code",
+            "user",
+            "text",
+            "cursor",
+            "limit",
+        ]),
+        Endpoint::new(
+            Post,
+            "/v1/messages/delete",
+            "messages",
+            "Move messages to the Deleted view",
+            post(mailbox::delete),
+        )
+        .body::<mailbox::SelectionInput>()
+        .answers(200),
+        Endpoint::new(
+            Post,
+            "/v1/messages/restore",
+            "messages",
+            "Return deleted messages to their views",
+            post(mailbox::restore),
+        )
+        .body::<mailbox::SelectionInput>()
+        .answers(200),
         Endpoint::new(
             Get,
             "/v1/messages/{id}",

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use shared::message::{Direction, HistoryEntry, Message};
+use shared::message::{Deleted, Direction, HistoryEntry, Message};
 use shared::message_status::MessageStatus;
 use shared::reason::Reason;
 use shared::twilio::error_catalogue;
@@ -30,6 +30,8 @@ pub struct MessageView<'a> {
     pub approved_by: Option<&'a str>,
     /// For a text scheduled for later: when it goes.
     pub send_at: Option<DateTime<Utc>>,
+    /// When and by whom the message was put in the Deleted view, while it is there.
+    pub deleted: Option<&'a Deleted>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub history: Vec<HistoryView<'a>>,
@@ -94,6 +96,7 @@ impl<'a> From<&'a Message> for MessageView<'a> {
             created_by: m.created_by.as_ref().map(|u| u.as_str()),
             approved_by: m.approved_by.as_ref().map(|u| u.as_str()),
             send_at: m.send_at,
+            deleted: m.deleted.as_ref(),
             created_at: m.created_at,
             updated_at: m.updated_at,
             history: m.history.iter().map(HistoryView::from).collect(),
