@@ -15,18 +15,14 @@ pub struct MotoServer {
 }
 
 impl MotoServer {
+    /// moto as `tools/moto_server.py` runs it: each DynamoDB request applied atomically, as
+    /// DynamoDB does (plain moto lets two conditional writes of one item both pass), and without
+    /// two costs plain moto has and AWS has not (whole-table copies per transaction, a queue
+    /// count per received message).
     pub async fn start() -> anyhow::Result<Self> {
         tools::ensure_venv()?;
-        Self::spawn(Command::new(tools::venv_bin("moto_server"))).await
-    }
-
-    /// moto with transactions that back up only the items they touch
-    /// (`tools/moto_for_benchmarks.py`): plain moto copies whole tables for each transaction,
-    /// so a long benchmark would measure the copy. Tests use [`MotoServer::start`].
-    pub async fn start_for_benchmarks() -> anyhow::Result<Self> {
-        tools::ensure_venv()?;
         let mut command = Command::new(tools::venv_bin("python"));
-        command.arg(tools::project_root().join("tools/moto_for_benchmarks.py"));
+        command.arg(tools::project_root().join("tools/moto_server.py"));
         Self::spawn(command).await
     }
 

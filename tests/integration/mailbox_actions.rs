@@ -414,3 +414,19 @@ async fn the_usage_report_lists_a_periods_messages_with_errors_segments_credits_
     let (status, problem) = t.call(t.key(), Method::GET, "/v1/reports/usage?to=2026-02-01T00:00:00Z", None).await;
     assert_eq!((status, problem["field"].as_str()), (422, Some("from")), "{problem}");
 }
+
+#[tokio::test]
+async fn out_of_credits_is_not_a_refusal_the_text_is_created_and_fails_insufficient_credits() {
+    let t = TestStack::start().await;
+    let counters = &t.stack.services.counters;
+    let clinic = shared::ids::ClinicId::new("demo");
+    let balance = counters.credit_balance(&clinic).await.expect("balance");
+    assert!(counters.reserve_credits(&clinic, balance).await.expect("reserve").is_ok(), "spend everything");
+
+    let (status, answer, _) = t.post_message(&json!({"recipients": ["+14155550199"], "body": "Hello"})).await;
+    assert_eq!((status, answer["outcomes"][0]["outcome"].as_str()), (202, Some("queued")), "{answer}");
+    let id = answer["outcomes"][0]["id"].as_str().expect("id");
+    let shown = t.wait_for_status(id, "failed").await;
+    assert_eq!(shown["error"]["reason"], "insufficient_credits", "{shown}");
+    assert!(t.stack.simulator.messages().is_empty(), "nothing reached Twilio");
+}

@@ -91,7 +91,7 @@ async fn reminders(options: Options) -> anyhow::Result<()> {
     );
 
     let started = Instant::now();
-    let moto = MotoServer::start_for_benchmarks().await?;
+    let moto = MotoServer::start().await?;
     let aws = local_aws(&moto.endpoint).await;
     let prefix = format!("bench-{}-{}", std::process::id(), Utc::now().timestamp_millis());
     let resources = devstack::provision::provision(&aws, &prefix, 1).await?;

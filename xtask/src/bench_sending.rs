@@ -76,7 +76,7 @@ async fn sending(options: Options) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "error".into()))
         .init();
-    let moto = MotoServer::start_for_benchmarks().await?;
+    let moto = MotoServer::start().await?;
     println!("moto at {}\n", moto.endpoint);
     for mps in &options.mps {
         throughput(&moto.endpoint, *mps, options.seconds).await?;

@@ -1,13 +1,15 @@
-"""moto_server for the benchmarks, with three changes that make it behave as DynamoDB and SQS do
-under a benchmark's load: many concurrent requests, and tables and queues thousands deep.
+"""moto_server for the project's local stack, tests and benchmarks, with three changes that make
+it behave as DynamoDB and SQS do under load: many concurrent requests, and tables and queues
+thousands deep.
 
 1. moto serves each request on its own thread and takes no lock in DynamoDB, so two conditional
    updates of one item can both pass their condition, or one can lose the other's ADD. DynamoDB
-   applies each request to an item atomically, and the rate limiter counts on that. Here
-   DynamoDB requests run one at a time (they hold Python's GIL while they run anyway).
+   applies each request to an item atomically, and the rate limiter and every "moves once"
+   guarantee count on that (a test racing two writers on one item would otherwise see both win).
+   Here DynamoDB requests run one at a time (they hold Python's GIL while they run anyway).
 
 The other two remove costs moto has and AWS has not, which a benchmark would otherwise measure
-rather than the sender:
+rather than the product:
 
 2. moto 5.2.5 deep-copies every table a transaction names before applying it, so that it can
    roll back, and each TransactWriteItems then costs time in proportion to the table's size.
@@ -17,9 +19,9 @@ rather than the sender:
    counting every message in the queue, only to read its retention period. Here the retention
    period is read directly, so a receive no longer grows with the queue's depth.
 
-Everything else is moto unchanged. Tests use plain `moto_server`.
+Everything else is moto unchanged.
 
-Usage: python tools/moto_for_benchmarks.py -H 127.0.0.1 -p PORT
+Usage: python tools/moto_server.py -H 127.0.0.1 -p PORT
 """
 
 import copy
