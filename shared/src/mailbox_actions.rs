@@ -109,22 +109,34 @@ pub async fn approve(
             continue;
         };
         let now = services.clock.now();
-        let outcome = match services.messages.update_from(&before, |m| m.approved(&principal.user_id, now)).await? {
-            Update::Applied(message) => {
-                queue_if_due(services, &before, &message, now).await?;
-                ActionOutcome::new(&id, Outcome::Approved, Some(message.status), None)
-            }
-            Update::Refused(_, current) => ActionOutcome::new(
-                &id,
-                Outcome::NotApplicable,
-                Some(current.status),
-                Some(format!("The text is {}, not awaiting approval.", current.status)),
-            ),
-            Update::Missing => ActionOutcome::not_found(&id),
-        };
-        outcomes.push(outcome);
+        let approve = |m: &Message| m.approved(&principal.user_id, now);
+        let refused = |status| format!("The text is {status}, not awaiting approval.");
+        outcomes.push(move_and_queue(services, &id, &before, approve, Outcome::Approved, refused, now).await?);
     }
     Ok(outcomes)
+}
+
+/// Moves one text with `decide` (on the version read, once whoever else tries) and queues its
+/// job if it is now due; the outcome says what happened.
+async fn move_and_queue(
+    services: &Services,
+    id: &str,
+    before: &Message,
+    decide: impl FnMut(&Message) -> Result<Message, Refused>,
+    done: Outcome,
+    refused: impl Fn(MessageStatus) -> String,
+    now: DateTime<Utc>,
+) -> Result<ActionOutcome, ActionError> {
+    Ok(match services.messages.update_from(before, decide).await? {
+        Update::Applied(message) => {
+            queue_if_due(services, before, &message, now).await?;
+            ActionOutcome::new(id, done, Some(message.status), None)
+        }
+        Update::Refused(_, current) => {
+            ActionOutcome::new(id, Outcome::NotApplicable, Some(current.status), Some(refused(current.status)))
+        }
+        Update::Missing => ActionOutcome::not_found(id),
+    })
 }
 
 /// Puts the job of a text just moved to `queued` on its lane; if SQS cannot take it, the text
@@ -227,21 +239,9 @@ pub async fn resend(
             continue;
         }
         let now = services.clock.now();
-        let outcome =
-            match services.messages.update_from(&before, |m| m.resent(to.clone(), &principal.user_id, now)).await? {
-                Update::Applied(message) => {
-                    queue_if_due(services, &before, &message, now).await?;
-                    ActionOutcome::new(&id, Outcome::Resent, Some(message.status), None)
-                }
-                Update::Refused(_, current) => ActionOutcome::new(
-                    &id,
-                    Outcome::NotApplicable,
-                    Some(current.status),
-                    Some(format!("The text is {} now; someone else resent it.", current.status)),
-                ),
-                Update::Missing => ActionOutcome::not_found(&id),
-            };
-        outcomes.push(outcome);
+        let resend = |m: &Message| m.resent(to.clone(), &principal.user_id, now);
+        let refused = |status| format!("The text is {status} now; someone else resent it.");
+        outcomes.push(move_and_queue(services, &id, &before, resend, Outcome::Resent, refused, now).await?);
     }
     Ok(outcomes)
 }
