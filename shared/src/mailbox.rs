@@ -308,8 +308,7 @@ impl MessagesTable {
         action: MailboxAction,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Outcome, StoreError> {
-        let Ok(id) = raw.parse::<MessageId>() else { return Ok(Outcome::NotFound) };
-        let Some(current) = self.get(&id).await?.filter(|m| m.clinic_id == *clinic) else {
+        let Some(current) = self.get_for_clinic(clinic, raw).await? else {
             return Ok(Outcome::NotFound);
         };
         Ok(match self.update_from(&current, |m| action.apply(m, by, now)).await? {

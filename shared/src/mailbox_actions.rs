@@ -3,8 +3,6 @@
 //! version-conditional write per message, so two people pressing the same button at the same
 //! moment move each text once.
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tracing::error;
@@ -12,7 +10,7 @@ use tracing::error;
 use crate::clinic::Principal;
 use crate::contacts::{Contact, OptOut, SmsNumber};
 use crate::dynamo::StoreError;
-use crate::ids::MessageId;
+use crate::mailbox_views::{SelectionError, selection};
 use crate::message::{Message, MessageBody, Refused};
 use crate::message_status::MessageStatus;
 use crate::messages_table::Update;
@@ -20,32 +18,14 @@ use crate::phone::E164;
 use crate::send_queue::{QueueError, SendJob};
 use crate::services::Services;
 
-/// At most this many ids in one bulk action.
-pub const MAX_IDS: usize = 100;
-
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
-    #[error("no ids were given")]
-    NoIds,
-    #[error("at most {MAX_IDS} ids may be given at once")]
-    TooManyIds,
+    #[error(transparent)]
+    Selection(#[from] SelectionError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Queue(#[from] QueueError),
-}
-
-/// The distinct ids of a bulk action, in the order given; malformed ids are kept as text so
-/// they can be answered `not_found`.
-pub fn distinct_ids(ids: &[String]) -> Result<Vec<String>, ActionError> {
-    let mut seen = HashSet::new();
-    let distinct: Vec<String> =
-        ids.iter().map(|id| id.trim().to_owned()).filter(|id| seen.insert(id.clone())).collect();
-    match distinct.len() {
-        0 => Err(ActionError::NoIds),
-        n if n > MAX_IDS => Err(ActionError::TooManyIds),
-        _ => Ok(distinct),
-    }
 }
 
 /// What became of one id.
@@ -89,12 +69,6 @@ impl ActionOutcome {
     }
 }
 
-/// The caller's clinic's message with that id; another clinic's is as missing as an unknown one.
-async fn own_message(services: &Services, principal: &Principal, id: &str) -> Result<Option<Message>, StoreError> {
-    let Ok(id) = id.parse::<MessageId>() else { return Ok(None) };
-    Ok(services.messages.get(&id).await?.filter(|m| m.clinic_id == principal.clinic_id))
-}
-
 /// Send Now: each text still awaiting approval goes to the queue (or waits for its time),
 /// once, whoever else presses it.
 pub async fn approve(
@@ -103,8 +77,8 @@ pub async fn approve(
     ids: &[String],
 ) -> Result<Vec<ActionOutcome>, ActionError> {
     let mut outcomes = Vec::new();
-    for id in distinct_ids(ids)? {
-        let Some(before) = own_message(services, principal, &id).await? else {
+    for id in selection(ids)? {
+        let Some(before) = services.messages.get_for_clinic(&principal.clinic_id, &id).await? else {
             outcomes.push(ActionOutcome::not_found(&id));
             continue;
         };
@@ -129,7 +103,7 @@ async fn move_and_queue(
 ) -> Result<ActionOutcome, ActionError> {
     Ok(match services.messages.update_from(before, decide).await? {
         Update::Applied(message) => {
-            queue_if_due(services, before, &message, now).await?;
+            queue_if_due(services, before, &message, "could not be queued; try again", now).await?;
             ActionOutcome::new(id, done, Some(message.status), None)
         }
         Update::Refused(_, current) => {
@@ -140,22 +114,24 @@ async fn move_and_queue(
 }
 
 /// Puts the job of a text just moved to `queued` on its lane; if SQS cannot take it, the text
-/// goes back to how it was, so nothing is left queued with no job.
-async fn queue_if_due(
+/// goes back to how it was (`before`, with `note` in its history), so nothing is left queued
+/// with no job.
+pub(crate) async fn queue_if_due(
     services: &Services,
     before: &Message,
     message: &Message,
+    note: &str,
     now: DateTime<Utc>,
-) -> Result<(), ActionError> {
+) -> Result<(), QueueError> {
     if message.status != MessageStatus::Queued {
         return Ok(());
     }
     if let Err(e) = services.queues.enqueue(message.lane, &SendJob { message_id: message.id }).await {
-        let undo = services.messages.update_from(message, |m| m.undone(before, "could not be queued; try again", now));
+        let undo = services.messages.update_from(message, |m| m.undone(before, note, now));
         if let Err(undo_error) = undo.await {
             error!(message_id = %message.id, error = ?undo_error, "a queued text has no job and could not be put back");
         }
-        return Err(e.into());
+        return Err(e);
     }
     Ok(())
 }
@@ -176,7 +152,9 @@ pub async fn edit_scheduled(
     send_at: Option<DateTime<Utc>>,
     body: Option<MessageBody>,
 ) -> Result<Result<Message, EditRefused>, StoreError> {
-    let Some(before) = own_message(services, principal, id).await? else { return Ok(Err(EditRefused::NotFound)) };
+    let Some(before) = services.messages.get_for_clinic(&principal.clinic_id, id).await? else {
+        return Ok(Err(EditRefused::NotFound));
+    };
     let now = services.clock.now();
     let update = services
         .messages
@@ -198,7 +176,9 @@ pub async fn cancel(
     principal: &Principal,
     id: &str,
 ) -> Result<Result<Message, EditRefused>, StoreError> {
-    let Some(before) = own_message(services, principal, id).await? else { return Ok(Err(EditRefused::NotFound)) };
+    let Some(before) = services.messages.get_for_clinic(&principal.clinic_id, id).await? else {
+        return Ok(Err(EditRefused::NotFound));
+    };
     let now = services.clock.now();
     Ok(match services.messages.update_from(&before, |m| m.cancelled(&principal.user_id, now)).await? {
         Update::Applied(message) => Ok(message),
@@ -217,8 +197,8 @@ pub async fn resend(
     confirm: bool,
 ) -> Result<Vec<ActionOutcome>, ActionError> {
     let mut outcomes = Vec::new();
-    for id in distinct_ids(ids)? {
-        let Some(before) = own_message(services, principal, &id).await? else {
+    for id in selection(ids)? {
+        let Some(before) = services.messages.get_for_clinic(&principal.clinic_id, &id).await? else {
             outcomes.push(ActionOutcome::not_found(&id));
             continue;
         };
@@ -271,22 +251,4 @@ async fn current_number(services: &Services, message: &Message) -> Result<Result
         return Ok(Err("The number has opted out of texts from this clinic (replied STOP).".to_owned()));
     }
     Ok(Ok(number))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ids(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| (*s).to_owned()).collect()
-    }
-
-    #[test]
-    fn bulk_ids_are_distinct_present_and_bounded() {
-        assert_eq!(distinct_ids(&ids(&["a", " a", "b", "a"])).ok(), Some(ids(&["a", "b"])));
-        assert!(matches!(distinct_ids(&[]), Err(ActionError::NoIds)));
-        let many: Vec<String> = (0..=MAX_IDS).map(|i| i.to_string()).collect();
-        assert!(matches!(distinct_ids(&many), Err(ActionError::TooManyIds)));
-        assert!(distinct_ids(&many[..MAX_IDS]).is_ok());
-    }
 }

@@ -153,7 +153,7 @@ impl MessagesTable {
         to: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<Message>, StoreError> {
-        let (low, high) = crate::usage_report::id_range(from, to);
+        let (low, high) = (format!("MSG#{}", MessageId::first_at(from)), format!("MSG#{}", MessageId::last_at(to)));
         let mut pages = self
             .client
             .query()
@@ -174,6 +174,17 @@ impl MessagesTable {
             }
         }
         Ok(messages)
+    }
+
+    /// The clinic's message with a caller-given id; a malformed id, an unknown one and another
+    /// clinic's are all simply not found.
+    pub async fn get_for_clinic(
+        &self,
+        clinic: &crate::ids::ClinicId,
+        raw_id: &str,
+    ) -> Result<Option<Message>, StoreError> {
+        let Ok(id) = raw_id.parse::<MessageId>() else { return Ok(None) };
+        Ok(self.get(&id).await?.filter(|m| m.clinic_id == *clinic))
     }
 
     /// Stores a new message; fails with `Conflict` if the id exists.

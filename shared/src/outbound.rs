@@ -40,6 +40,8 @@ pub enum CreateTextError {
     AllowanceExhausted { limit: u32 },
     #[error("no recipients were given")]
     NoRecipients,
+    #[error(transparent)]
+    Selection(#[from] crate::mailbox_views::SelectionError),
     #[error("at most {MAX_RECIPIENTS} recipients may be named in one request")]
     TooManyRecipients,
     #[error("the recipients come to {0} texts; at most {MAX_TEXTS} go in one request")]
@@ -257,21 +259,14 @@ pub async fn reply(
     ids: &[String],
     body: &str,
 ) -> Result<Vec<ReplyOutcome>, CreateTextError> {
-    let ids = crate::mailbox_actions::distinct_ids(ids).map_err(|e| match e {
-        crate::mailbox_actions::ActionError::NoIds => CreateTextError::NoRecipients,
-        _ => CreateTextError::TooManyRecipients,
-    })?;
+    let ids = crate::mailbox_views::selection(ids)?;
     let clinic = services.clinics.clinic(&principal.clinic_id).await?.ok_or(CreateTextError::UnknownClinic)?;
     let body = MessageBody::parse(body).map_err(CreateTextError::InvalidBody)?;
     let mut replied: std::collections::HashMap<E164, MessageId> = std::collections::HashMap::new();
     let mut outcomes = Vec::with_capacity(ids.len());
     for id in ids {
         let outcome = |outcome, reply_id, reason| ReplyOutcome { id: id.clone(), outcome, reply_id, reason };
-        let received = match id.parse::<MessageId>() {
-            Ok(message_id) => services.messages.get(&message_id).await?.filter(|m| m.clinic_id == clinic.id),
-            Err(_) => None,
-        };
-        let Some(received) = received else {
+        let Some(received) = services.messages.get_for_clinic(&clinic.id, &id).await? else {
             outcomes.push(outcome(ReplyOutcomeKind::NotFound, None, None));
             continue;
         };
@@ -324,10 +319,7 @@ pub async fn forward(
     recipients: Vec<String>,
     body: Option<String>,
 ) -> Result<Option<Vec<Outcome>>, CreateTextError> {
-    let original = match id.parse::<MessageId>() {
-        Ok(message_id) => services.messages.get(&message_id).await?.filter(|m| m.clinic_id == principal.clinic_id),
-        Err(_) => None,
-    };
+    let original = services.messages.get_for_clinic(&principal.clinic_id, id).await?;
     let Some(original) = original else { return Ok(None) };
     let body = body.unwrap_or_else(|| original.body.as_str().to_owned());
     let request = SendRequest { recipients, body, connection_id: None, send_at: None };

@@ -2,13 +2,11 @@
 //! sends the ones whose time has come. A scheduled text waits as `scheduled` with its `send_at`
 //! (keyed in `gsi2` under `SCHEDULED` by that time), and goes on the scheduled lane when due.
 
-use chrono::{DateTime, TimeDelta, Utc};
-use tracing::error;
-
 use crate::dynamo::StoreError;
 use crate::messages_table::Update;
-use crate::send_queue::{QueueError, SendJob};
+use crate::send_queue::QueueError;
 use crate::services::Services;
+use chrono::{DateTime, TimeDelta, Utc};
 
 /// A time closer than this is "now": sending it at once is what the clinic meant.
 pub const MIN_AHEAD: TimeDelta = TimeDelta::minutes(1);
@@ -60,16 +58,14 @@ pub async fn release_due(services: &Services, now: DateTime<Utc>) -> Result<usiz
         let Update::Applied(message) = services.messages.update_from(&before, |m| m.released(now)).await? else {
             continue;
         };
-        if let Err(e) = services.queues.enqueue(message.lane, &SendJob { message_id: message.id }).await {
-            let back = services
-                .messages
-                .update_from(&message, |m| m.undone(&before, "could not be queued; tried again next minute", now))
-                .await;
-            if let Err(undo) = back {
-                error!(message_id = %id, error = ?undo, "a released text has no job and could not be put back");
-            }
-            return Err(e.into());
-        }
+        crate::mailbox_actions::queue_if_due(
+            services,
+            &before,
+            &message,
+            "could not be queued; tried again next minute",
+            now,
+        )
+        .await?;
         released += 1;
     }
     Ok(released)

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
-use ulid::Ulid;
 
 use crate::dynamo::StoreError;
 use crate::ids::ClinicId;
@@ -192,14 +191,6 @@ pub async fn usage(
     Ok(UsageReport { from, to, totals: totals(&rows, &messages), messages: rows })
 }
 
-/// The lowest and highest sort keys of ids created in `[from, to]` (whole milliseconds).
-pub fn id_range(from: DateTime<Utc>, to: DateTime<Utc>) -> (String, String) {
-    let ms = |t: DateTime<Utc>| u64::try_from(t.timestamp_millis()).unwrap_or(0);
-    let low = Ulid::from_parts(ms(from), 0);
-    let high = Ulid::from_parts(ms(to), u128::MAX);
-    (format!("MSG#{low}"), format!("MSG#{high}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,17 +260,5 @@ mod tests {
             Err(ReportError::PeriodTooLong)
         ));
         assert!(matches!(check_period(from, from - TimeDelta::seconds(1)), Err(ReportError::BackwardsPeriod)));
-    }
-
-    #[test]
-    fn the_id_range_holds_every_id_created_in_the_period() {
-        let (from, to) = (at("2026-06-01T00:00:00Z"), at("2026-06-02T00:00:00Z"));
-        let (low, high) = id_range(from, to);
-        for t in [from, to, at("2026-06-01T12:00:00.123Z")] {
-            let key = format!("MSG#{}", crate::ids::MessageId::generate(t));
-            assert!(low <= key && key <= high, "{key}");
-        }
-        let after = format!("MSG#{}", crate::ids::MessageId::generate(to + TimeDelta::milliseconds(1)));
-        assert!(after > high);
     }
 }

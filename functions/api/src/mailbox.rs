@@ -12,8 +12,7 @@ use serde_json::{Value, json};
 use shared::ids::{MessageId, UserId};
 use shared::mailbox::MessagePage;
 use shared::mailbox_views::{
-    DEFAULT_PAGE, MAX_PAGE, MAX_SELECTION, MailboxAction, Search, SearchRangeError, SelectionError, Verdict, View,
-    selection, verdict,
+    DEFAULT_PAGE, MAX_PAGE, MailboxAction, Search, SearchRangeError, Verdict, View, selection, verdict,
 };
 use shared::message_status::MessageStatus;
 use shared::phone::E164;
@@ -181,13 +180,7 @@ async fn mark(
     action: MailboxAction,
 ) -> Result<impl IntoResponse + use<>, Problem> {
     let input: SelectionInput = json_input::parse(body)?;
-    let ids = selection(&input.ids).map_err(|e| match e {
-        SelectionError::Empty => Problem::invalid_field("ids", "Select at least one message."),
-        SelectionError::TooMany(n) => Problem::invalid_field(
-            "ids",
-            format!("{n} messages were selected; at most {MAX_SELECTION} can be changed at once."),
-        ),
-    })?;
+    let ids = selection(&input.ids)?;
     let outcomes =
         services.messages.mark(&caller.clinic_id, &caller.user_id, &ids, action, services.clock.now()).await?;
     let results: Vec<Value> = outcomes.iter().map(|(id, outcome)| json!({ "id": id, "outcome": outcome })).collect();

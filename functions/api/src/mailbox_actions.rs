@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::json;
-use shared::mailbox_actions::{self, ActionError, ActionOutcome, EditRefused, MAX_IDS, Outcome};
+use shared::mailbox_actions::{self, ActionError, ActionOutcome, EditRefused, Outcome};
 use shared::message::{Message, MessageBody};
 use shared::outbound::{self, CreateTextError, ReplyOutcomeKind};
 use shared::recipients::Refusal;
@@ -32,10 +32,7 @@ pub struct Ids {
 impl From<ActionError> for Problem {
     fn from(err: ActionError) -> Self {
         match err {
-            ActionError::NoIds => Problem::invalid_field("ids", "Select at least one message."),
-            ActionError::TooManyIds => {
-                Problem::invalid_field("ids", format!("At most {MAX_IDS} messages may be selected at once."))
-            }
+            ActionError::Selection(why) => why.into(),
             ActionError::Store(cause) => Problem::unavailable(&cause),
             ActionError::Queue(cause) => Problem::unavailable(&cause),
         }
@@ -163,7 +160,6 @@ pub async fn reply(
     body: Bytes,
 ) -> Result<impl IntoResponse, Problem> {
     let request: Reply = json_input::parse(&body)?;
-    mailbox_actions::distinct_ids(&request.ids)?;
     let outcomes = outbound::reply(&services, &caller, &request.ids, &request.body).await?;
     let replied = outcomes.iter().filter(|o| o.outcome == ReplyOutcomeKind::Replied).count();
     if replied > 0 {

@@ -9,7 +9,6 @@ use serde::Deserialize;
 use serde_json::Value;
 use shared::clinic::Principal;
 use shared::idempotency::{self, Claim, StoredAnswer};
-use shared::ids::MessageId;
 use shared::outbound::{self, OutcomeKind, SendRequest};
 use shared::scheduled_texts;
 use shared::services::Services;
@@ -131,9 +130,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, Problem> {
     let not_found = || Problem::not_found(format!("No message {id} exists for this clinic."));
-    let id: MessageId = id.parse().map_err(|_| not_found())?;
-    let message = services.messages.get(&id).await.map_err(|e| Problem::unavailable(&e))?;
     // Another clinic's message is answered exactly like a missing one.
-    let message = message.filter(|m| m.clinic_id == caller.clinic_id).ok_or_else(not_found)?;
+    let message = services.messages.get_for_clinic(&caller.clinic_id, &id).await?.ok_or_else(not_found)?;
     Ok(Json(serde_json::to_value(MessageView::from(&message)).map_err(|e| Problem::unavailable(&e))?))
 }

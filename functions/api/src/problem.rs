@@ -6,6 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use shared::access::AccessError;
+use shared::mailbox_views::{MAX_SELECTION, SelectionError};
 use shared::outbound::CreateTextError;
 use shared::recipients::{MAX_RECIPIENTS, MAX_TEXTS};
 use tracing::error;
@@ -157,6 +158,19 @@ impl From<AccessError> for Problem {
     }
 }
 
+/// A bulk selection of messages (`ids`): empty or over the maximum.
+impl From<SelectionError> for Problem {
+    fn from(err: SelectionError) -> Self {
+        match err {
+            SelectionError::Empty => Problem::invalid_field("ids", "Select at least one message."),
+            SelectionError::TooMany(n) => Problem::invalid_field(
+                "ids",
+                format!("{n} messages were selected; at most {MAX_SELECTION} can be changed at once."),
+            ),
+        }
+    }
+}
+
 impl From<CreateTextError> for Problem {
     fn from(err: CreateTextError) -> Self {
         match err {
@@ -222,6 +236,7 @@ impl From<CreateTextError> for Problem {
                 )
                 .with("outcomes", outcomes)
             }
+            CreateTextError::Selection(why) => why.into(),
             CreateTextError::Store(cause) => Self::unavailable(&cause),
             CreateTextError::Queue(cause) => Self::unavailable(&cause),
         }
