@@ -43,6 +43,10 @@ string_id!(
     /// A clinic user; API keys belong to one.
     UserId
 );
+string_id!(
+    /// A mass alert: a ULID, so a clinic's alerts list newest first by id.
+    AlertId
+);
 
 /// A message id: a ULID, shown and accepted in its canonical 26-character form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

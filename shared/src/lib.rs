@@ -34,6 +34,7 @@ pub mod inbound;
 pub mod mailbox;
 pub mod mailbox_actions;
 pub mod mailbox_views;
+pub mod mass_alert_fanout;
 pub mod message;
 pub mod message_status;
 pub mod messages_table;
