@@ -8,7 +8,8 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use shared::aws_resources::{
-    APPOINTMENTS_TABLE, CLINICS_TABLE, COUNTERS_TABLE, MESSAGES_TABLE, QUEUES, QueueSpec, TABLES, TableSpec,
+    APPOINTMENTS_TABLE, CLINICS_TABLE, COUNTERS_TABLE, MASS_ALERT_QUEUE, MASS_ALERT_RULE_LOGICAL_ID, MESSAGES_TABLE,
+    QUEUES, QueueSpec, TABLES, TableSpec, mass_alert_event_pattern,
 };
 use shared::config::{QueueUrls, Settings, TableNames};
 
@@ -21,6 +22,9 @@ pub struct Resources {
     pub dlqs: Vec<String>,
     pub event_bus: String,
     pub reports_bucket: String,
+    /// Where `MassAlertConfirmed` events arrive for the fan-out, and its dead-letter queue.
+    pub mass_alert_queue: String,
+    pub mass_alert_dlq: String,
 }
 
 /// `time_scale` divides the lanes' visibility timeout, so tests see redeliveries in seconds.
@@ -40,7 +44,10 @@ pub async fn provision(aws: &SdkConfig, prefix: &str, time_scale: u32) -> anyhow
     let [interactive, scheduled, bulk]: [String; 3] =
         urls.try_into().map_err(|_| anyhow::anyhow!("expected three lanes"))?;
     let event_bus = format!("{prefix}-bus");
-    aws_sdk_eventbridge::Client::new(aws).create_event_bus().name(&event_bus).send().await?;
+    let events = aws_sdk_eventbridge::Client::new(aws);
+    events.create_event_bus().name(&event_bus).send().await?;
+    let (mass_alert_queue, mass_alert_dlq) = create_lane(&sqs, prefix, &MASS_ALERT_QUEUE, time_scale).await?;
+    route_mass_alerts(&events, &sqs, &event_bus, &mass_alert_queue).await?;
     let reports_bucket = format!("{prefix}-reports");
     let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(aws).force_path_style(true).build());
     s3.create_bucket().bucket(&reports_bucket).send().await?;
@@ -67,7 +74,39 @@ pub async fn provision(aws: &SdkConfig, prefix: &str, time_scale: u32) -> anyhow
         dlqs,
         event_bus,
         reports_bucket,
+        mass_alert_queue,
+        mass_alert_dlq,
     })
+}
+
+/// The rule `template.yaml` deploys: `MassAlertConfirmed` events on the bus go to the fan-out's
+/// queue (moto delivers them as EventBridge does).
+async fn route_mass_alerts(
+    events: &aws_sdk_eventbridge::Client,
+    sqs: &aws_sdk_sqs::Client,
+    bus: &str,
+    queue_url: &str,
+) -> anyhow::Result<()> {
+    let rule = MASS_ALERT_RULE_LOGICAL_ID;
+    events
+        .put_rule()
+        .name(rule)
+        .event_bus_name(bus)
+        .event_pattern(mass_alert_event_pattern().to_string())
+        .send()
+        .await?;
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .ok_or_else(|| anyhow::anyhow!("mass alert queue without ARN"))?;
+    let target = aws_sdk_eventbridge::types::Target::builder().id("mass-alert-fanout").arn(arn).build()?;
+    events.put_targets().rule(rule).event_bus_name(bus).targets(target).send().await?;
+    Ok(())
 }
 
 fn projection(projection: shared::aws_resources::Projection) -> ProjectionType {

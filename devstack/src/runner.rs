@@ -1,7 +1,8 @@
 //! The local runner: serves `api` and `twilio-webhooks` with the routers they run on Lambda, and
-//! drains each send lane into the sender with Lambda's SQS semantics: batches of the lane's size,
-//! at most the lane's maximum concurrency of invocations at once, `batchItemFailures` kept (the
-//! rest deleted), the queue's visibility timeout and redrive policy doing the rest, as on AWS.
+//! drains each send lane into the sender, and the mass alert queue into the fan-out, with
+//! Lambda's SQS semantics: batches of the queue's size, at most its maximum concurrency of
+//! invocations at once, `batchItemFailures` kept (the rest deleted), the queue's visibility
+//! timeout and redrive policy doing the rest, as on AWS.
 //! On request it also cuts invocations short at random, as Lambda's timeout or a crash would.
 
 use std::collections::HashMap;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
 use lambda_runtime::{Context, LambdaEvent};
-use shared::aws_resources::{QUEUES, QueueSpec};
+use shared::aws_resources::{MASS_ALERT_QUEUE, QUEUES, QueueSpec};
 use shared::services::Services;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -90,6 +91,7 @@ impl Runner {
         crashes: Option<Crashes>,
         scheduler_ticks: bool,
         sqs: aws_sdk_sqs::Client,
+        mass_alert_queue: String,
     ) -> Self {
         let app = http_app(&services);
         let receives = ReceiveCounts::default();
@@ -103,8 +105,26 @@ impl Runner {
             tasks.push(tokio::spawn(every_minute(services.clone())));
         }
         let mut runner = Self { tasks, receives, crashed };
+        runner.drain_mass_alerts(services.clone(), sqs.clone(), mass_alert_queue);
         runner.drain_lanes(services, sqs, concurrency, crashes);
         runner
+    }
+
+    /// Drains the mass alert queue into the fan-out, as its event source on AWS does. Always
+    /// on: tests that drive the sender themselves still see confirmed alerts fanned out.
+    fn drain_mass_alerts(&mut self, services: Services, sqs: aws_sdk_sqs::Client, url: String) {
+        let drain = QueueDrain {
+            services,
+            sqs,
+            url,
+            batch_size: MASS_ALERT_QUEUE.batch_size,
+            function: Function::MassAlertFanout,
+            receives: self.receives.clone(),
+            crashes: None,
+            crashed: self.crashed.clone(),
+        };
+        let invocations = usize::try_from(MASS_ALERT_QUEUE.maximum_concurrency).unwrap_or(1);
+        self.tasks.push(tokio::spawn(Arc::new(drain).run(invocations)));
     }
 
     /// Starts draining every lane into the sender built from `services` (benchmarks start them
@@ -121,11 +141,12 @@ impl Runner {
             if invocations == 0 {
                 continue;
             }
-            let lane = LaneDrain {
+            let lane = QueueDrain {
                 services: services.clone(),
                 sqs: sqs.clone(),
                 url,
                 batch_size: spec.batch_size,
+                function: Function::Sender,
                 receives: self.receives.clone(),
                 crashes,
                 crashed: self.crashed.clone(),
@@ -176,13 +197,21 @@ fn lane_urls(services: &Services) -> [String; 3] {
     [q.interactive.clone(), q.scheduled.clone(), q.bulk.clone()]
 }
 
-/// One lane's event source: receives a batch whenever an invocation is free, like Lambda's
+/// The function a queue's records go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Function {
+    Sender,
+    MassAlertFanout,
+}
+
+/// One queue's event source: receives a batch whenever an invocation is free, like Lambda's
 /// pollers under a `MaximumConcurrency`.
-struct LaneDrain {
+struct QueueDrain {
     services: Services,
     sqs: aws_sdk_sqs::Client,
     url: String,
     batch_size: u32,
+    function: Function,
     receives: ReceiveCounts,
     crashes: Option<Crashes>,
     crashed: Arc<AtomicUsize>,
@@ -194,7 +223,7 @@ struct Batch {
     receipts: HashMap<String, String>,
 }
 
-impl LaneDrain {
+impl QueueDrain {
     async fn run(self: Arc<Self>, concurrency: usize) {
         let arn = self.queue_arn().await.unwrap_or_default();
         let free = Arc::new(Semaphore::new(concurrency));
@@ -273,10 +302,14 @@ impl LaneDrain {
         Ok(Some(Batch { event, receipts }))
     }
 
-    /// One sender invocation on `batch`, then the deletes Lambda would make.
+    /// One invocation of the queue's function on `batch`, then the deletes Lambda would make.
     async fn invoke(&self, batch: Batch) {
         let Batch { event, receipts } = batch;
-        let invocation = sender::handle(&self.services, LambdaEvent::new(event, Context::default()));
+        let event = LambdaEvent::new(event, Context::default());
+        let invocation: std::pin::Pin<Box<dyn Future<Output = _> + Send + '_>> = match self.function {
+            Function::Sender => Box::pin(sender::handle(&self.services, event)),
+            Function::MassAlertFanout => Box::pin(mass_alert_fanout::handle(&self.services, event)),
+        };
         let cut_after = self.crashes.as_ref().and_then(Crashes::draw);
         let outcome = match cut_after {
             None => invocation.await,

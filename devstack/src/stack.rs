@@ -8,7 +8,7 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use shared::clock::Clock;
-use shared::config::{Settings, TwilioSettings};
+use shared::config::{AlertSettings, Settings, TwilioSettings};
 use shared::services::{Services, Timing};
 use twilio_sim::{Account, AccountKind, SimConfig, Simulator};
 
@@ -55,6 +55,8 @@ pub struct StackOptions {
     pub scheduler_ticks: bool,
     /// Each lane's share of a connection's throughput.
     pub shares: shared::rate_limit::Shares,
+    /// How long the API's links to mass alert reports work.
+    pub report_link_valid_for: Duration,
 }
 
 impl StackOptions {
@@ -70,6 +72,7 @@ impl StackOptions {
             crashes: None,
             scheduler_ticks: false,
             shares: shared::rate_limit::Shares::default(),
+            report_link_valid_for: AlertSettings::default().report_link_valid_for,
         }
     }
 }
@@ -138,6 +141,7 @@ impl Stack {
                 auth_token: auth_token.into(),
             },
             public_base_url: base_url.parse()?,
+            alerts: AlertSettings { report_link_valid_for: options.report_link_valid_for, ..AlertSettings::default() },
         };
         // As a clinic sets each number's "a message comes in" webhook in Twilio's console.
         let inbound_url = settings.webhook_url(shared::webhook_rejections::WebhookRoute::Inbound.path());
@@ -163,6 +167,7 @@ impl Stack {
             options.crashes,
             options.scheduler_ticks,
             aws_sdk_sqs::Client::new(&aws),
+            resources.mass_alert_queue.clone(),
         );
         Ok(Self { services, resources, simulator, base_url, demo, aws, runner })
     }

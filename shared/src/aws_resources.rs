@@ -87,6 +87,11 @@ pub const GSI3: IndexSpec =
 pub const GSI4: IndexSpec =
     IndexSpec { name: "gsi4", partition_key: "gsi4pk", sort_key: "gsi4sk", projection: Projection::KeysOnly };
 
+/// A mass alert's messages (sparse), keys only: written when each is created, read when the
+/// alert's report is made.
+pub const GSI5: IndexSpec =
+    IndexSpec { name: "gsi5", partition_key: "gsi5pk", sort_key: "gsi5sk", projection: Projection::KeysOnly };
+
 pub const CLINICS_TABLE: TableSpec = TableSpec {
     logical_id: "ClinicsTable",
     suffix: "clinics",
@@ -101,7 +106,7 @@ pub const MESSAGES_TABLE: TableSpec = TableSpec {
     suffix: "messages",
     partition_key: "pk",
     sort_key: "sk",
-    indexes: &[GSI1, GSI2, GSI3, GSI4],
+    indexes: &[GSI1, GSI2, GSI3, GSI4, GSI5],
     ttl_attribute: None,
 };
 
@@ -183,6 +188,35 @@ const _: () = assert!(
 
 pub const QUEUES: [QueueSpec; 3] = [INTERACTIVE_QUEUE, SCHEDULED_QUEUE, BULK_QUEUE];
 
+/// The fan-out's Lambda timeout: 10,000 recipients take about a minute; a stopped fan-out
+/// resumes when SQS hands its event out again.
+pub const FANOUT_TIMEOUT_SECS: u32 = 300;
+
+/// Confirmed mass alerts, from the bus to `mass-alert-fanout`: one alert per invocation, at most
+/// two at once (the smallest `MaximumConcurrency`); an alert that keeps failing ends in the DLQ.
+pub const MASS_ALERT_QUEUE: QueueSpec = QueueSpec {
+    logical_id: "MassAlertQueue",
+    dlq_logical_id: "MassAlertDlq",
+    suffix: "mass-alerts",
+    visibility_timeout_secs: 6 * FANOUT_TIMEOUT_SECS,
+    max_receive_count: 5,
+    retention_secs: FOURTEEN_DAYS,
+    dlq_retention_secs: FOURTEEN_DAYS,
+    batch_size: 1,
+    maximum_concurrency: MIN_MAXIMUM_CONCURRENCY,
+};
+
+/// The rule that sends `MassAlertConfirmed` events from the bus to [`MASS_ALERT_QUEUE`].
+pub const MASS_ALERT_RULE_LOGICAL_ID: &str = "MassAlertConfirmedRule";
+
+/// The rule's event pattern: the product's own `MassAlertConfirmed` events only.
+pub fn mass_alert_event_pattern() -> serde_json::Value {
+    serde_json::json!({
+        "source": [crate::event_bus::SOURCE],
+        "detail-type": [crate::mass_alert_fanout::MASS_ALERT_CONFIRMED],
+    })
+}
+
 pub const EVENT_BUS_LOGICAL_ID: &str = "EventBus";
 pub const REPORTS_BUCKET_LOGICAL_ID: &str = "ReportsBucket";
 
@@ -205,13 +239,14 @@ mod tests {
     const SQS_QUEUE: &str = "AWS::SQS::Queue";
     const SENDER_FUNCTION: &str = "SenderFunction";
     const SCHEDULER_FUNCTION: &str = "SchedulerFunction";
+    const FANOUT_FUNCTION: &str = "MassAlertFanoutFunction";
     /// The scheduler works in whole minutes (reminder windows, the top of each business's hour).
     const SCHEDULER_RATE: &str = "rate(1 minute)";
     const HTTP_API: &str = "HttpApi";
 
     /// Every variable `Settings::from_env` (config.rs) reads. It has a default for
     /// `TWILIO_API_BASE`, but the template sets that one too.
-    const SETTINGS_ENV_VARS: [&str; 13] = [
+    const SETTINGS_ENV_VARS: [&str; 15] = [
         "CLINICS_TABLE",
         "MESSAGES_TABLE",
         "COUNTERS_TABLE",
@@ -225,6 +260,8 @@ mod tests {
         "TWILIO_ACCOUNT_SID",
         "TWILIO_AUTH_TOKEN",
         "PUBLIC_BASE_URL",
+        "REPORT_LINK_SECONDS",
+        "MASS_ALERT_CLOSE_AFTER_SECONDS",
     ];
 
     /// Variables naming a resource, with the logical id they must `!Ref`.
@@ -282,7 +319,7 @@ mod tests {
             }
         }
         for spec in &QUEUES {
-            check_lane_event(spec, &events, &mut problems);
+            check_lane_event(SENDER_FUNCTION, spec, &events, &mut problems);
             check_visibility_covers_sender(&template, spec, timeout, &mut problems);
         }
         problems.assert_none("template.yaml's sender disagrees with QUEUES / SENDER_TIMEOUT_SECS");
@@ -316,6 +353,68 @@ mod tests {
             other => problems.add(format!("SchedulerFunction has {} Schedule events, expected 1", other.len())),
         }
         problems.assert_none("template.yaml's scheduler disagrees with SCHEDULER_TIMEOUT_SECS");
+    }
+
+    #[test]
+    fn mass_alerts_go_from_the_bus_through_their_queue_to_the_fan_out() {
+        let template = template();
+        let mut problems = Problems::default();
+        check_queue(&template, &MASS_ALERT_QUEUE, &mut problems);
+
+        let fanout = required(resource(&template, FANOUT_FUNCTION, SERVERLESS_FUNCTION));
+        let timeout = prop(fanout, "Timeout").or_else(|| at(&template, "Globals.Function.Timeout"));
+        problems.check_number("MassAlertFanoutFunction Timeout", timeout, FANOUT_TIMEOUT_SECS);
+        let events = events_of_type(fanout, "SQS");
+        if events.len() != 1 {
+            problems.add(format!("{FANOUT_FUNCTION} has {} SQS events, expected 1", events.len()));
+        }
+        check_lane_event(FANOUT_FUNCTION, &MASS_ALERT_QUEUE, &events, &mut problems);
+        check_visibility_covers(&template, FANOUT_FUNCTION, &MASS_ALERT_QUEUE, timeout, &mut problems);
+
+        match resource(&template, MASS_ALERT_RULE_LOGICAL_ID, "AWS::Events::Rule") {
+            Err(problem) => problems.add(problem),
+            Ok(rule) => {
+                if prop(rule, "EventBusName").and_then(ref_target) != Some(EVENT_BUS_LOGICAL_ID) {
+                    problems
+                        .add(format!("{MASS_ALERT_RULE_LOGICAL_ID} EventBusName is not !Ref {EVENT_BUS_LOGICAL_ID}"));
+                }
+                let pattern = prop(rule, "EventPattern").and_then(|p| serde_json::to_value(p).ok());
+                problems.check_eq(
+                    &format!("{MASS_ALERT_RULE_LOGICAL_ID} EventPattern"),
+                    pattern,
+                    Some(mass_alert_event_pattern()),
+                );
+                let targets: Vec<_> =
+                    list(prop(rule, "Targets")).iter().filter_map(|t| t.get("Arn").and_then(get_att)).collect();
+                problems.check_eq(
+                    &format!("{MASS_ALERT_RULE_LOGICAL_ID} Targets"),
+                    targets,
+                    vec![(MASS_ALERT_QUEUE.logical_id, "Arn")],
+                );
+            }
+        }
+
+        // Only the rule may put events on the queue.
+        let policies = resources_of_type(&template, "AWS::SQS::QueuePolicy");
+        let allowed = policies.iter().any(|(_, policy)| {
+            let queues: Vec<_> = list(prop(policy, "Queues")).iter().filter_map(ref_target).collect();
+            let statements = list(prop(policy, "PolicyDocument.Statement"));
+            queues == [MASS_ALERT_QUEUE.logical_id]
+                && statements.iter().any(|st| {
+                    text(st.get("Effect")) == Some("Allow")
+                        && text(at(st, "Principal.Service")) == Some("events.amazonaws.com")
+                        && text(st.get("Action")) == Some("sqs:SendMessage")
+                        && at(st, "Condition.ArnEquals.aws:SourceArn").and_then(get_att)
+                            == Some((MASS_ALERT_RULE_LOGICAL_ID, "Arn"))
+                })
+        });
+        if !allowed {
+            problems.add(format!(
+                "no AWS::SQS::QueuePolicy lets events.amazonaws.com sqs:SendMessage to {} from {MASS_ALERT_RULE_LOGICAL_ID}",
+                MASS_ALERT_QUEUE.logical_id
+            ));
+        }
+        problems.assert_none("template.yaml's mass alert path disagrees with MASS_ALERT_QUEUE and the rule");
     }
 
     #[test]
@@ -469,7 +568,7 @@ mod tests {
 
     /// The sender has exactly one SQS event for the lane, with the spec's batch size, maximum
     /// concurrency and partial batch failure reporting.
-    fn check_lane_event(spec: &QueueSpec, events: &[(&str, &Value)], problems: &mut Problems) {
+    fn check_lane_event(function: &str, spec: &QueueSpec, events: &[(&str, &Value)], problems: &mut Problems) {
         let id = spec.logical_id;
         let for_lane: Vec<&Value> = events
             .iter()
@@ -480,16 +579,12 @@ mod tests {
             [props] => *props,
             other => {
                 let count = other.len();
-                return problems.add(format!("SenderFunction has {count} SQS events for {id}, expected 1"));
+                return problems.add(format!("{function} has {count} SQS events for {id}, expected 1"));
             }
         };
+        problems.check_number(&format!("{function}'s {id} event BatchSize"), props.get("BatchSize"), spec.batch_size);
         problems.check_number(
-            &format!("SenderFunction's {id} event BatchSize"),
-            props.get("BatchSize"),
-            spec.batch_size,
-        );
-        problems.check_number(
-            &format!("SenderFunction's {id} event ScalingConfig.MaximumConcurrency"),
+            &format!("{function}'s {id} event ScalingConfig.MaximumConcurrency"),
             at(props, "ScalingConfig.MaximumConcurrency"),
             spec.maximum_concurrency,
         );
@@ -497,7 +592,7 @@ mod tests {
             list(props.get("FunctionResponseTypes")).iter().map(|t| text_or_missing(Some(t))).collect();
         if !response_types.contains(&"ReportBatchItemFailures") {
             problems.add(format!(
-                "SenderFunction's {id} event FunctionResponseTypes is {response_types:?}, \
+                "{function}'s {id} event FunctionResponseTypes is {response_types:?}, \
                  it must include ReportBatchItemFailures"
             ));
         }
@@ -510,6 +605,16 @@ mod tests {
         sender_timeout: Option<&Value>,
         problems: &mut Problems,
     ) {
+        check_visibility_covers(template, SENDER_FUNCTION, spec, sender_timeout, problems);
+    }
+
+    fn check_visibility_covers(
+        template: &Value,
+        function: &str,
+        spec: &QueueSpec,
+        sender_timeout: Option<&Value>,
+        problems: &mut Problems,
+    ) {
         let id = spec.logical_id;
         let visibility =
             resource(template, id, SQS_QUEUE).ok().and_then(|queue| number(prop(queue, "VisibilityTimeout")));
@@ -517,7 +622,7 @@ mod tests {
             && visibility < 6 * timeout
         {
             problems.add(format!(
-                "{id} VisibilityTimeout {visibility} s is less than 6 x SenderFunction Timeout ({timeout} s)"
+                "{id} VisibilityTimeout {visibility} s is less than 6 x {function} Timeout ({timeout} s)"
             ));
         }
     }

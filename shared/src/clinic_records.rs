@@ -106,6 +106,20 @@ impl ClinicsTable {
         out.item.map(from_item).transpose()
     }
 
+    /// The clinic's records with these ids (any number; unknown ones are left out).
+    pub async fn records_by_id<T: ClinicRecord>(
+        &self,
+        clinic: &ClinicId,
+        ids: &[String],
+    ) -> Result<Vec<T>, StoreError> {
+        let keys = ids
+            .iter()
+            .filter(|id| plausible_id(id))
+            .map(|id| crate::dynamo::key(clinic_pk(clinic), sort_key::<T>(id)))
+            .collect();
+        crate::dynamo::batch_get(self.client(), self.table(), keys, false).await?.into_iter().map(from_item).collect()
+    }
+
     /// Deletes a record; `false` if there was none.
     pub async fn delete_record<T: ClinicRecord>(&self, clinic: &ClinicId, id: &str) -> Result<bool, StoreError> {
         if !plausible_id(id) {

@@ -11,6 +11,24 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("environment variable {name} is not a valid URL: {source}")]
     BadUrl { name: &'static str, source: url::ParseError },
+    #[error("environment variable {name} must be a whole number of seconds from {min} to {max}")]
+    BadSeconds { name: &'static str, min: u64, max: u64 },
+}
+
+/// How mass alerts' reports are handed out and when alerts close.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AlertSettings {
+    /// How long a report link works (`REPORT_LINK_SECONDS`, 60 to 3,600; 5 minutes by default).
+    pub report_link_valid_for: std::time::Duration,
+    /// How long after an alert's last text was taken by Twilio it is closed when some delivery
+    /// reports never come (`MASS_ALERT_CLOSE_AFTER_SECONDS`, 300 to 172,800; an hour by default).
+    pub close_after: chrono::TimeDelta,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        Self { report_link_valid_for: std::time::Duration::from_secs(300), close_after: chrono::TimeDelta::hours(1) }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,6 +71,7 @@ pub struct Settings {
     pub event_bus: String,
     pub reports_bucket: String,
     pub twilio: TwilioSettings,
+    pub alerts: AlertSettings,
     /// The base URL Twilio reaches our webhooks at (scheme, host, optional port, no trailing
     /// slash); signatures are checked against it, never against what the request claims.
     pub public_base_url: Url,
@@ -83,6 +102,16 @@ impl Settings {
                 auth_token: var("TWILIO_AUTH_TOKEN")?,
             },
             public_base_url: url_var("PUBLIC_BASE_URL")?,
+            alerts: AlertSettings {
+                report_link_valid_for: std::time::Duration::from_secs(seconds_var(
+                    "REPORT_LINK_SECONDS",
+                    300,
+                    60..=3600,
+                )?),
+                close_after: chrono::TimeDelta::seconds(
+                    i64::try_from(seconds_var("MASS_ALERT_CLOSE_AFTER_SECONDS", 3600, 300..=172_800)?).unwrap_or(3600),
+                ),
+            },
         })
     }
 
@@ -112,6 +141,16 @@ pub fn default_twilio_api_base() -> Url {
 
 fn var(name: &'static str) -> Result<String, ConfigError> {
     std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(name))
+}
+
+/// A number of seconds within `range`; the default when the variable is unset or empty.
+fn seconds_var(name: &'static str, default: u64, range: std::ops::RangeInclusive<u64>) -> Result<u64, ConfigError> {
+    let bad = || ConfigError::BadSeconds { name, min: *range.start(), max: *range.end() };
+    match var(name) {
+        Err(ConfigError::Missing(_)) => Ok(default),
+        Err(other) => Err(other),
+        Ok(text) => text.trim().parse().ok().filter(|s| range.contains(s)).ok_or_else(bad),
+    }
 }
 
 fn url_var(name: &'static str) -> Result<Url, ConfigError> {

@@ -86,3 +86,47 @@ pub fn plausible_id(id: &str) -> bool {
 pub fn number_of<T: std::str::FromStr + Default>(item: Option<&Item>, name: &str) -> T {
     item.and_then(|i| i.get(name)).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or_default()
 }
+
+/// How often keys DynamoDB left unprocessed in a batch are asked for again, backing off.
+const UNPROCESSED_RETRIES: u32 = 8;
+/// The most keys one `BatchGetItem` takes.
+const BATCH_GET_LIMIT: usize = 100;
+
+/// Reads the items with these keys from one table, any number of them: `BatchGetItem`s of 100,
+/// each repeated (backing off) for what DynamoDB leaves unprocessed. Missing items are simply
+/// not in the answer, which is in no particular order.
+pub async fn batch_get(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    keys: Vec<Item>,
+    consistent: bool,
+) -> Result<Vec<Item>, StoreError> {
+    let mut found = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(BATCH_GET_LIMIT) {
+        let mut wanted = chunk.to_vec();
+        for round in 0..=UNPROCESSED_RETRIES {
+            if wanted.is_empty() {
+                break;
+            }
+            if round > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(10 << round.min(6))).await;
+            }
+            let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut wanted)))
+                .consistent_read(consistent)
+                .build()?;
+            let out = client.batch_get_item().request_items(table, request).send().await?;
+            found.extend(out.responses.unwrap_or_default().remove(table).unwrap_or_default());
+            wanted = out.unprocessed_keys.unwrap_or_default().remove(table).map(|k| k.keys).unwrap_or_default();
+        }
+        if !wanted.is_empty() {
+            return Err(StoreError::Unprocessed);
+        }
+    }
+    Ok(found)
+}
+
+/// The key of an item in a table keyed `pk`/`sk`.
+pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}

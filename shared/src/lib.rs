@@ -9,6 +9,7 @@
 //!   [`access`].
 
 pub mod access;
+pub mod alert_report;
 pub mod api_keys;
 pub mod appointment_types;
 pub mod appointments;
@@ -34,7 +35,12 @@ pub mod inbound;
 pub mod mailbox;
 pub mod mailbox_actions;
 pub mod mailbox_views;
+pub mod mass_alert;
+pub mod mass_alert_closing;
 pub mod mass_alert_fanout;
+pub mod mass_alert_recipients;
+pub mod mass_alerts;
+pub mod mass_alerts_table;
 pub mod message;
 pub mod message_status;
 pub mod messages_table;
@@ -50,6 +56,7 @@ pub mod recipients;
 pub mod reminder_checks;
 pub mod reminder_run;
 pub mod reminder_window;
+pub mod reports_bucket;
 pub mod retry_policy;
 pub mod scheduled_texts;
 pub mod segments;

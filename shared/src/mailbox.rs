@@ -9,9 +9,8 @@
 //!   is spent.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::AttributeValue;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::dynamo::{Item, StoreError, from_item, n, s};
@@ -26,8 +25,6 @@ use crate::messages_table::{MessagesTable, SORT_KEY, Update, pk};
 /// read many items for a few matches; past this, the page ends early with a cursor at the last
 /// message looked at, and the next request goes on from there.
 const MAX_QUERIES_PER_PAGE: usize = 8;
-/// Rounds of `UnprocessedKeys` before a page read gives up (DynamoDB is throttling).
-const UNPROCESSED_RETRIES: u32 = 8;
 /// Messages deleted or restored at once by one request.
 const MARK_CONCURRENCY: usize = 10;
 
@@ -196,25 +193,14 @@ impl MessagesTable {
 
     /// The messages named, by id (at most 100: one `BatchGetItem`, repeated for what DynamoDB
     /// leaves unprocessed). Eventually consistent, as the index the ids came from is.
-    async fn get_many(&self, ids: &[MessageId]) -> Result<HashMap<MessageId, Message>, StoreError> {
+    pub(crate) async fn get_many(&self, ids: &[MessageId]) -> Result<HashMap<MessageId, Message>, StoreError> {
+        let keys = ids.iter().map(key_of).collect();
         let mut found = HashMap::new();
-        let mut wanted: Vec<Item> = ids.iter().map(key_of).collect();
-        for round in 0..=UNPROCESSED_RETRIES {
-            if wanted.is_empty() {
-                return Ok(found);
-            }
-            if round > 0 {
-                tokio::time::sleep(Duration::from_millis(10 << round.min(6))).await;
-            }
-            let keys = KeysAndAttributes::builder().set_keys(Some(std::mem::take(&mut wanted))).build()?;
-            let out = self.client.batch_get_item().request_items(&self.table, keys).send().await?;
-            for item in out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
-                let message: Message = from_item(item)?;
-                found.insert(message.id, message);
-            }
-            wanted = out.unprocessed_keys.unwrap_or_default().remove(&self.table).map(|k| k.keys).unwrap_or_default();
+        for item in crate::dynamo::batch_get(&self.client, &self.table, keys, false).await? {
+            let message: Message = from_item(item)?;
+            found.insert(message.id, message);
         }
-        if wanted.is_empty() { Ok(found) } else { Err(StoreError::Unprocessed) }
+        Ok(found)
     }
 
     /// The clinic's messages in `range` that pass `filter` and `keep`, newest first. When the

@@ -207,6 +207,9 @@ pub struct Message {
     /// views' queries test `attribute_not_exists(deleted)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted: Option<Deleted>,
+    /// For a mass alert's text (or its not-sent row): the alert, and what it has counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mass_alert: Option<crate::mass_alert::AlertLink>,
 }
 
 /// Who took a message out of the clinic's views, and when.
@@ -268,20 +271,36 @@ impl Message {
         created_by: Option<UserId>,
         now: DateTime<Utc>,
     ) -> Self {
+        let mut message = Self::new_bulk(MessageId::generate(now), clinic_id, Some(to), body, connection_id, now);
+        message.lane = lane;
+        message.created_by = created_by;
+        message
+    }
+
+    /// A mass alert's message for one client, queued on the bulk lane: `to` is absent only for a
+    /// client who has no usable number (the fan-out then records why).
+    pub fn new_bulk(
+        id: MessageId,
+        clinic_id: ClinicId,
+        to: Option<E164>,
+        body: MessageBody,
+        connection_id: ConnectionId,
+        now: DateTime<Utc>,
+    ) -> Self {
         Self {
-            id: MessageId::generate(now),
+            id,
             clinic_id,
-            to: Some(to),
+            to,
             body,
             connection_id,
-            lane,
+            lane: Lane::Bulk,
             status: MessageStatus::Queued,
             version: 1,
             attempt: 0,
             twilio_sid: None,
             lease_until: None,
             failure: None,
-            created_by,
+            created_by: None,
             created_at: now,
             updated_at: now,
             history: vec![HistoryEntry::ours(now, Actor::Api, 0, MessageStatus::Queued)],
@@ -297,6 +316,7 @@ impl Message {
             send_at: None,
             approved_by: None,
             deleted: None,
+            mass_alert: None,
         }
     }
 
@@ -341,6 +361,7 @@ impl Message {
             send_at: None,
             approved_by: None,
             deleted: None,
+            mass_alert: None,
         }
     }
 
@@ -422,6 +443,7 @@ impl Message {
             send_at: None,
             approved_by: None,
             deleted: None,
+            mass_alert: None,
         }
     }
 
@@ -865,7 +887,7 @@ impl HistoryEntry {
         }
     }
 
-    fn ours(at: DateTime<Utc>, actor: Actor, attempt: u32, status: MessageStatus) -> Self {
+    pub(crate) fn ours(at: DateTime<Utc>, actor: Actor, attempt: u32, status: MessageStatus) -> Self {
         Self {
             at,
             actor,

@@ -5,6 +5,8 @@
 //! Twilio's callbacks, a second delivery of the same job) never overwrite each other.
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 
 use chrono::{DateTime, Utc};
 
@@ -32,6 +34,8 @@ const MAX_CONFLICTS: u32 = 20;
 pub struct MessagesTable {
     pub(crate) client: Client,
     pub(crate) table: String,
+    /// Where mass alerts keep their counters, which their texts' writes move.
+    counters: String,
 }
 
 /// The result of a read-decide-write.
@@ -47,8 +51,8 @@ pub(crate) fn pk(id: &MessageId) -> String {
 }
 
 impl MessagesTable {
-    pub fn new(client: Client, table: String) -> Self {
-        Self { client, table }
+    pub fn new(client: Client, table: String, counters: String) -> Self {
+        Self { client, table, counters }
     }
 
     pub(crate) fn item(message: &Message) -> Result<Item, StoreError> {
@@ -72,6 +76,9 @@ impl MessagesTable {
         }
         if let Some((kind, at)) = due {
             keys.extend([("gsi2pk", kind.to_owned()), ("gsi2sk", format!("{}#{}", index_instant(at), message.id))]);
+        }
+        if let Some(link) = &message.mass_alert {
+            keys.extend([("gsi5pk", crate::mass_alerts_table::pk(&link.id)), ("gsi5sk", message.id.to_string())]);
         }
         // Every message is in one of the mailbox's buckets, so the views follow each write.
         keys.extend(crate::mailbox_views::index_keys(message));
@@ -203,17 +210,44 @@ impl MessagesTable {
         get_consistent(&self.client, &self.table, pk(id), SORT_KEY.to_owned()).await?.map(from_item).transpose()
     }
 
-    /// Writes `next` if the stored message is still at `expected_version`.
-    pub async fn replace(&self, next: &Message, expected_version: u64) -> Result<(), StoreError> {
-        self.client
-            .put_item()
+    /// Writes `next` if the stored message is still at `expected_version`. A mass alert's text
+    /// moves its alert's counters in the same transaction, when this write changes what it counts.
+    pub async fn replace(&self, next: &mut Message, expected_version: u64) -> Result<(), StoreError> {
+        let Some(delta) = crate::mass_alert::count(next) else {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(Self::item(next)?))
+                .condition_expression("version = :expected")
+                .expression_attribute_values(":expected", n(expected_version))
+                .send()
+                .await?;
+            return Ok(());
+        };
+        let Some(link) = &next.mass_alert else { return Err(StoreError::Conflict) };
+        let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(Self::item(next)?))
             .condition_expression("version = :expected")
             .expression_attribute_values(":expected", n(expected_version))
+            .build()?;
+        let counts = crate::mass_alerts_table::counts_update(&self.counters, &link.id, &delta, 0)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().update(counts).build())
             .send()
-            .await?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) => match err.into_service_error() {
+                // The message changed since it was read, or another transaction held the
+                // counters: either way, read again and decide again.
+                TransactWriteItemsError::TransactionCanceledException(_) => Err(StoreError::Conflict),
+                other => Err(StoreError::Dynamo(Box::new(other.into()))),
+            },
+        }
     }
 
     /// Deletes a message that nothing else has touched yet (used to undo a create whose job
@@ -277,7 +311,7 @@ impl MessagesTable {
             // Every write moves the version on, whatever the rule changed, so two writers that
             // read the same version can never both succeed.
             next.version = current.version + 1;
-            match self.replace(&next, current.version).await {
+            match self.replace(&mut next, current.version).await {
                 Ok(()) => return Ok(Update::Applied(next)),
                 Err(StoreError::Conflict) => continue,
                 Err(other) => return Err(other),

@@ -12,6 +12,8 @@ pub enum Reason {
     PreferenceEmail,
     PreferenceNone,
     OptedOut,
+    /// Another client with the same number gets the same mass alert text.
+    SharedNumber,
     AppointmentCancelled,
     AppointmentChanged,
     InsufficientCredits,
@@ -32,6 +34,7 @@ impl Reason {
             Self::PreferenceEmail => "The contact prefers reminders by email.",
             Self::PreferenceNone => "The contact asked for no reminders.",
             Self::OptedOut => "The contact opted out of texts (replied STOP).",
+            Self::SharedNumber => "Another client with the same mobile number gets this text.",
             Self::AppointmentCancelled => "The appointment was cancelled.",
             Self::AppointmentChanged => {
                 "The appointment was cancelled, moved or has started since the text was created."

@@ -2,6 +2,7 @@
 //! job runs, so a job can be delivered twice or late without harm.
 
 use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use serde::{Deserialize, Serialize};
 
 use crate::config::QueueUrls;
@@ -17,8 +18,17 @@ pub struct SendJob {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("could not queue the send job")]
-pub struct QueueError(#[source] Box<aws_sdk_sqs::Error>);
+pub enum QueueError {
+    #[error("could not queue the send job")]
+    Request(#[source] Box<aws_sdk_sqs::Error>),
+    #[error("SQS kept refusing {0} of the send jobs")]
+    Refused(usize),
+}
+
+/// The most messages one `SendMessageBatch` takes.
+const SEND_BATCH: usize = 10;
+/// Entries SQS refused in a batch are sent again this often.
+const SEND_BATCH_TRIES: u32 = 4;
 
 #[derive(Clone, Debug)]
 pub struct SendQueues {
@@ -64,7 +74,7 @@ impl SendQueues {
             .visibility_timeout(seconds)
             .send()
             .await
-            .map_err(|e| QueueError(Box::new(e.into())))?;
+            .map_err(|e| QueueError::Request(Box::new(e.into())))?;
         Ok(())
     }
 
@@ -76,7 +86,42 @@ impl SendQueues {
             .message_body(body)
             .send()
             .await
-            .map_err(|e| QueueError(Box::new(e.into())))?;
+            .map_err(|e| QueueError::Request(Box::new(e.into())))?;
+        Ok(())
+    }
+
+    /// Queues a job for each message, ten to a `SendMessageBatch`; entries SQS refuses are sent
+    /// again, and an error names how many never went.
+    pub async fn enqueue_many(&self, lane: Lane, ids: &[MessageId]) -> Result<(), QueueError> {
+        for chunk in ids.chunks(SEND_BATCH) {
+            let mut left: Vec<MessageId> = chunk.to_vec();
+            for _ in 0..SEND_BATCH_TRIES {
+                if left.is_empty() {
+                    break;
+                }
+                let entries = left
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, id)| {
+                        let body = serde_json::to_string(&SendJob { message_id: *id }).ok()?;
+                        SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(body).build().ok()
+                    })
+                    .collect();
+                let out = self
+                    .client
+                    .send_message_batch()
+                    .queue_url(self.url(lane))
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .map_err(|e| QueueError::Request(Box::new(e.into())))?;
+                let failed: Vec<usize> = out.failed.iter().filter_map(|f| f.id.parse().ok()).collect();
+                left = left.into_iter().enumerate().filter(|(i, _)| failed.contains(i)).map(|(_, id)| id).collect();
+            }
+            if !left.is_empty() {
+                return Err(QueueError::Refused(left.len()));
+            }
+        }
         Ok(())
     }
 }

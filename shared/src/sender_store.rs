@@ -24,6 +24,8 @@ use crate::pacing::{self, RateSnapshot};
 
 /// `BatchGetItem` may leave keys unprocessed under load; they are asked for again this often.
 const UNPROCESSED_RETRIES: u32 = 8;
+/// The most of a mass alert client's appointments read before their text goes.
+const MAX_ALERT_APPOINTMENTS: usize = 20;
 
 #[derive(Clone, Debug)]
 pub struct SenderStore {
@@ -42,6 +44,8 @@ pub struct SendFacts {
     pub opted_out: bool,
     /// The appointment a reminder is for (read only for reminders).
     pub appointment: Option<Appointment>,
+    /// The appointments that made a mass alert's client a recipient (read only for those texts).
+    pub alert_appointments: Vec<Appointment>,
     /// The connection's rate-limit state for the message's lane (read only when it needs a slot).
     pub rate: Option<RateSnapshot>,
 }
@@ -93,6 +97,13 @@ impl SenderStore {
         let connection = ClinicsTable::record_key::<Connection>(clinic, message.connection_id.as_str());
         let opt_out = message.to.as_ref().map(|to| ClinicsTable::record_key::<OptOut>(clinic, to.as_str()));
         let appointment = message.appointment.as_ref().map(|a| AppointmentsTable::key(&a.id));
+        // A client has a handful of appointments in a week; more than this adds nothing.
+        let alert_appointments: Vec<_> = message
+            .mass_alert
+            .iter()
+            .flat_map(|link| link.appointment_ids.iter().take(MAX_ALERT_APPOINTMENTS))
+            .map(|id| AppointmentsTable::key(id))
+            .collect();
         let rate = rate_key.map(|k| pacing::snapshot_keys(k, message.lane, now));
 
         let mut wanted: HashMap<String, Vec<Key>> = HashMap::new();
@@ -102,7 +113,7 @@ impl SenderStore {
         if let Some((pk, sk)) = &opt_out {
             clinic_keys.push(key(pk.clone(), sk.clone()));
         }
-        if let Some((pk, sk)) = &appointment {
+        for (pk, sk) in appointment.iter().chain(&alert_appointments) {
             wanted.entry(self.appointments.clone()).or_default().push(key(pk.clone(), sk.clone()));
         }
         if let Some(rate) = &rate {
@@ -124,6 +135,10 @@ impl SenderStore {
             let stored: Option<Appointment> = take(&self.appointments, &k).map(from_item).transpose()?;
             // An id names an appointment of this clinic only.
             facts.appointment = stored.filter(|a| a.clinic_id == message.clinic_id);
+        }
+        for k in &alert_appointments {
+            let stored: Option<Appointment> = take(&self.appointments, k).map(from_item).transpose()?;
+            facts.alert_appointments.extend(stored.filter(|a| a.clinic_id == message.clinic_id));
         }
         if let Some(rate) = rate {
             let [frontier, window] = rate.keys();

@@ -261,6 +261,11 @@ fn pre_checks(m: &Message, facts: &SendFacts, now: DateTime<Utc>) -> Ready {
     {
         return Ready::Stop(Stop::Skip(Reason::AppointmentChanged));
     }
+    if let Some(alert) = &m.mass_alert
+        && !facts.alert_appointments.iter().any(|a| still_in_alert(a, &alert.range, now))
+    {
+        return Ready::Stop(Stop::Skip(Reason::AppointmentChanged));
+    }
     if facts.opted_out {
         return Ready::Stop(Stop::Skip(Reason::OptedOut));
     }
@@ -403,6 +408,13 @@ async fn record_connection_health(
 /// A reminder goes only while its appointment is still booked at the same time and in the future.
 fn appointment_still_due(current: Option<&Appointment>, reminder_for: &AppointmentRef, now: DateTime<Utc>) -> bool {
     current.is_some_and(|a| a.status != AppointmentStatus::Cancelled && a.start == reminder_for.start && a.start > now)
+}
+
+/// A mass alert goes to a client only while one of their appointments that made them a
+/// recipient is still booked or confirmed, in the alert's range and ahead (seed: "an appointment
+/// in the future at the time the text is sent").
+fn still_in_alert(a: &Appointment, range: &crate::mass_alert::AlertRange, now: DateTime<Utc>) -> bool {
+    a.status != AppointmentStatus::Cancelled && range.covers(a.start, now)
 }
 
 /// A reminder that failed for credit is retried on the hour in its business's zone, the last

@@ -14,8 +14,10 @@ use crate::connection_activity::RecentRefreshes;
 use crate::conversations_table::ConversationsTable;
 use crate::counters_table::CountersTable;
 use crate::event_bus::EventBus;
+use crate::mass_alerts_table::MassAlertsTable;
 use crate::messages_table::MessagesTable;
 use crate::rate_limit::Shares;
+use crate::reports_bucket::ReportsBucket;
 use crate::send_queue::SendQueues;
 use crate::sender_store::SenderStore;
 use crate::twilio::client::TwilioClient;
@@ -65,17 +67,29 @@ pub enum StartupError {
     Http(#[from] reqwest::Error),
 }
 
+/// The AWS clients a function uses.
+#[derive(Clone, Debug)]
+pub struct AwsClients {
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub events: aws_sdk_eventbridge::Client,
+    pub s3: aws_sdk_s3::Client,
+}
+
 #[derive(Clone, Debug)]
 pub struct Services {
     pub settings: Arc<Settings>,
     pub clinics: ClinicsTable,
     pub messages: MessagesTable,
+    pub mass_alerts: MassAlertsTable,
     pub conversations: ConversationsTable,
     pub appointments: AppointmentsTable,
     pub counters: CountersTable,
     pub sender_store: SenderStore,
     pub queues: SendQueues,
     pub events: EventBus,
+    /// Mass alert reports.
+    pub reports: ReportsBucket,
     pub twilio: TwilioClient,
     pub clock: Clock,
     pub timing: Timing,
@@ -91,21 +105,33 @@ impl Services {
         let dynamo = aws_sdk_dynamodb::Client::new(aws);
         let sqs = aws_sdk_sqs::Client::new(aws);
         let events = aws_sdk_eventbridge::Client::new(aws);
-        Self::from_clients(settings, dynamo, sqs, events, clock, timing)
+        // Locally (an endpoint override: moto) buckets are addressed by path; on AWS by host.
+        let s3_config = aws_sdk_s3::config::Builder::from(aws).force_path_style(aws.endpoint_url().is_some()).build();
+        let s3 = aws_sdk_s3::Client::from_conf(s3_config);
+        Self::from_clients(settings, AwsClients { dynamo, sqs, events, s3 }, clock, timing)
     }
 
     /// With clients configured by the caller (benchmarks add a request-counting interceptor).
     pub fn from_clients(
         settings: Settings,
-        dynamo: aws_sdk_dynamodb::Client,
-        sqs: aws_sdk_sqs::Client,
-        events: aws_sdk_eventbridge::Client,
+        clients: AwsClients,
         clock: Clock,
         timing: Timing,
     ) -> Result<Self, StartupError> {
+        let AwsClients { dynamo, sqs, events, s3 } = clients;
         Ok(Self {
+            reports: ReportsBucket::new(s3, settings.reports_bucket.clone()),
             clinics: ClinicsTable::new(dynamo.clone(), settings.tables.clinics.clone()),
-            messages: MessagesTable::new(dynamo.clone(), settings.tables.messages.clone()),
+            messages: MessagesTable::new(
+                dynamo.clone(),
+                settings.tables.messages.clone(),
+                settings.tables.counters.clone(),
+            ),
+            mass_alerts: MassAlertsTable::new(
+                dynamo.clone(),
+                settings.tables.messages.clone(),
+                settings.tables.counters.clone(),
+            ),
             conversations: ConversationsTable::new(dynamo.clone(), settings.tables.messages.clone()),
             appointments: AppointmentsTable::new(dynamo.clone(), settings.tables.appointments.clone()),
             counters: CountersTable::new(dynamo.clone(), settings.tables.counters.clone()),

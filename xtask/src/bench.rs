@@ -29,7 +29,7 @@ use shared::onboarding::{self, NewClinic};
 use shared::phone::Country;
 use shared::reminder_run::{self, TickReport};
 use shared::reminder_window::{ReminderWindow, WindowState, local_day_bounds};
-use shared::services::{Services, Timing};
+use shared::services::{AwsClients, Services, Timing};
 use shared::templates::TemplateBody;
 
 const USAGE: &str = "usage: cargo xtask bench reminders [--appointments N] [--businesses M] [--contacts C]\n  \
@@ -116,6 +116,7 @@ async fn reminders(options: Options) -> anyhow::Result<()> {
             auth_token: LIVE_AUTH_TOKEN.into(),
         },
         public_base_url: "http://127.0.0.1:3000".parse()?,
+        alerts: shared::config::AlertSettings::default(),
     };
 
     // 10:00 in New York on 10 June 2026 (EDT): the window opens; reminders are for 11 June.
@@ -129,7 +130,9 @@ async fn reminders(options: Options) -> anyhow::Result<()> {
     };
     let clock = Clock::manual(tick_time - TimeDelta::hours(1));
     let inspect = aws_sdk_dynamodb::Client::new(&aws);
-    let services = Services::from_clients(settings, dynamo, sqs, events, clock.clone(), Timing::default())?;
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&aws).force_path_style(true).build());
+    let clients = AwsClients { dynamo, sqs, events, s3 };
+    let services = Services::from_clients(settings, clients, clock.clone(), Timing::default())?;
     let infra = started.elapsed();
 
     let seeding = Instant::now();

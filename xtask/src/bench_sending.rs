@@ -28,7 +28,7 @@ use shared::ids::{ClinicId, ConnectionId};
 use shared::message::{Lane, Message, MessageBody};
 use shared::phone::E164;
 use shared::send_queue::SendJob;
-use shared::services::Services;
+use shared::services::{AwsClients, Services};
 use twilio_sim::Simulator;
 
 pub const USAGE: &str = "cargo xtask bench sending [--mps 1,10,50] [--seconds 20] [--bulk 1000]\n  \
@@ -111,8 +111,9 @@ fn counted(stack: &Stack, counter: &RequestCounter) -> anyhow::Result<(Services,
     );
     let events = aws_sdk_eventbridge::Client::new(&stack.aws);
     let base = &stack.services;
-    let mut services =
-        Services::from_clients((*base.settings).clone(), dynamo, sqs.clone(), events, base.clock.clone(), base.timing)?;
+    let s3 = base.reports.client().clone();
+    let clients = AwsClients { dynamo, sqs: sqs.clone(), events, s3 };
+    let mut services = Services::from_clients((*base.settings).clone(), clients, base.clock.clone(), base.timing)?;
     services.shares = base.shares;
     Ok((services, sqs))
 }

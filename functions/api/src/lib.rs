@@ -9,9 +9,11 @@ mod connection_health;
 mod conversations;
 pub mod endpoints;
 mod error_codes;
+mod idempotent;
 mod json_input;
 mod mailbox;
 mod mailbox_actions;
+mod mass_alerts;
 mod messages;
 mod problem;
 mod records;
@@ -183,6 +185,39 @@ pub fn table() -> Vec<Endpoint> {
             "messages",
             "What a Twilio error code means",
             get(error_codes::show),
+        ),
+        Endpoint::new(
+            Post,
+            "/v1/mass-alerts/preview",
+            "mass alerts",
+            "Who a mass alert would reach, and what it costs",
+            post(mass_alerts::preview),
+        )
+        .body::<mass_alerts::PreviewBody>()
+        .answers(200),
+        Endpoint::new(
+            Post,
+            "/v1/mass-alerts",
+            "mass alerts",
+            "Send a mass alert to clients with appointments in a range (admins)",
+            post(mass_alerts::create),
+        )
+        .body::<mass_alerts::AlertBody>()
+        .answers(202),
+        Endpoint::new(
+            Get,
+            "/v1/mass-alerts",
+            "mass alerts",
+            "The clinic's mass alerts, newest first",
+            get(mass_alerts::list),
+        )
+        .query(&["cursor", "limit"]),
+        Endpoint::new(
+            Get,
+            "/v1/mass-alerts/{id}",
+            "mass alerts",
+            "A mass alert, with a fresh link to its report once completed",
+            get(mass_alerts::show),
         ),
         Endpoint::new(Get, "/v1/reports/usage", "reports", "The SMS usage report for a period", get(reports::usage))
             .query(&["from", "to", "format"]),

@@ -3,6 +3,7 @@
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::LambdaEvent;
+use shared::mass_alert_closing;
 use shared::reminder_run::{self, TickReport};
 use shared::scheduled_texts;
 use shared::services::Services;
@@ -14,6 +15,8 @@ pub struct SchedulerReport {
     pub status_checks: StatusCheckReport,
     /// Scheduled texts whose time came in this tick.
     pub scheduled_texts: usize,
+    /// Mass alerts closed (report written) in this tick.
+    pub mass_alerts_closed: usize,
 }
 
 pub async fn handle(
@@ -26,5 +29,11 @@ pub async fn handle(
     let scheduled_texts = scheduled_texts::release_due(services, now).await;
     let reminders = reminder_run::tick(services, now).await;
     let status_checks = status_checks::run(services, now).await;
-    Ok(SchedulerReport { reminders: reminders?, status_checks: status_checks?, scheduled_texts: scheduled_texts? })
+    let mass_alerts_closed = mass_alert_closing::close_due(services, now).await;
+    Ok(SchedulerReport {
+        reminders: reminders?,
+        status_checks: status_checks?,
+        scheduled_texts: scheduled_texts?,
+        mass_alerts_closed: mass_alerts_closed?,
+    })
 }
