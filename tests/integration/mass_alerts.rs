@@ -368,3 +368,59 @@ async fn a_fan_out_stopped_midway_and_run_again_texts_no_client_twice() {
     assert_eq!(messages.iter().filter(|m| m.status == MessageStatus::Delivered).count(), clients);
     assert_eq!(mass_alert_closing::close_due(services, Utc::now()).await.expect("closes"), 1);
 }
+
+#[tokio::test]
+async fn a_text_no_carrier_reports_on_counts_as_sent_once_the_alert_closes_after_its_wait() {
+    let t = stack(true).await;
+    client(&t, "ann", "Ann", Some("+14155550101")).await;
+    appointment(&t, "ann-1", "ann", Utc::now() + TimeDelta::hours(3), AppointmentStatus::Booked).await;
+    t.stack.simulator.lose_callbacks_to("+14155550101");
+    let (from, to) = range();
+
+    // The same request with the same Idempotency-Key makes one alert.
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let response = t
+            .http
+            .post(t.url("/v1/mass-alerts"))
+            .bearer_auth(t.key())
+            .header("Idempotency-Key", "closure-2026-11-24")
+            .json(&alert_body(from, to, "Closed at 3pm today."))
+            .send()
+            .await
+            .expect("API answers");
+        let (status, body, _) = crate::support::read(response).await;
+        assert_eq!(status, 202, "{body}");
+        ids.push(body["id"].as_str().expect("an id").to_owned());
+    }
+    assert_eq!(ids[0], ids[1]);
+    let (_, activity) = t.call(t.key(), Method::GET, "/v1/mass-alerts", None).await;
+    assert_eq!(activity["items"].as_array().map(Vec::len), Some(1), "{activity}");
+    let (_, sending) = t.call(t.key(), Method::GET, &format!("/v1/mass-alerts/{}", ids[0]), None).await;
+    assert_eq!((sending["status"].clone(), sending["outcome"].clone()), (json!("sending"), Value::Null));
+
+    let alert = AlertId::new(ids[0].as_str());
+    let services = &t.stack.services;
+    let mut counts = services.mass_alerts.counts(&alert).await.expect("counts");
+    for _ in 0..1200 {
+        if counts.fanned_out && counts.unsent <= 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        counts = services.mass_alerts.counts(&alert).await.expect("counts");
+    }
+    assert_eq!((counts.tally.sent, counts.unsettled), (1, 1), "Twilio took it; no report came");
+
+    let now = Utc::now();
+    assert_eq!(mass_alert_closing::close_due(services, now).await.expect("closing works"), 0, "a report may still come");
+    let later = now + services.settings.alerts.close_after + TimeDelta::minutes(1);
+    assert_eq!(mass_alert_closing::close_due(services, later).await.expect("closing works"), 1);
+    let (_, shown) = t.call(t.key(), Method::GET, &format!("/v1/mass-alerts/{}", ids[0]), None).await;
+    assert_eq!(shown["status"], "completed");
+    assert_eq!(shown["outcome"], json!({"color": "green"}), "{shown}");
+    assert_eq!(shown["counts"], json!({"recipients": 1, "sent": 1, "delivered": 0, "failed": 0, "not_sent": 0}));
+    let csv = reqwest::get(shown["report_url"].as_str().expect("a link")).await.expect("S3").text().await.expect("a body");
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().collect::<Result<_, _>>().expect("rows");
+    assert_eq!((&rows[0][0], &rows[0][2], &rows[0][3]), ("Ann Client", "Sent", ""), "{csv}");
+}

@@ -85,7 +85,7 @@ async fn sending(options: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn stack(endpoint: &str, name: &str, mps: u32) -> anyhow::Result<Stack> {
+pub(crate) async fn stack(endpoint: &str, name: &str, mps: u32) -> anyhow::Result<Stack> {
     let prefix = format!("bench-{name}-{}-{}", std::process::id(), Utc::now().timestamp_millis());
     let mut options = StackOptions::for_tests(prefix);
     options.time_scale = 1;
@@ -102,7 +102,7 @@ async fn stack(endpoint: &str, name: &str, mps: u32) -> anyhow::Result<Stack> {
 }
 
 /// Services for the sender alone, on clients that count their requests.
-fn counted(stack: &Stack, counter: &RequestCounter) -> anyhow::Result<(Services, aws_sdk_sqs::Client)> {
+pub(crate) fn counted(stack: &Stack, counter: &RequestCounter) -> anyhow::Result<(Services, aws_sdk_sqs::Client)> {
     let dynamo = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&stack.aws).interceptor(counter.clone()).build(),
     );
@@ -149,7 +149,7 @@ async fn fill(
 }
 
 /// When each create request matching `keep` reached the simulator.
-fn arrivals(stack: &Stack, keep: impl Fn(&[(String, String)]) -> bool) -> Vec<DateTime<Utc>> {
+pub(crate) fn arrivals(stack: &Stack, keep: impl Fn(&[(String, String)]) -> bool) -> Vec<DateTime<Utc>> {
     stack
         .simulator
         .requests()
@@ -159,11 +159,16 @@ fn arrivals(stack: &Stack, keep: impl Fn(&[(String, String)]) -> bool) -> Vec<Da
         .collect()
 }
 
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-async fn wait_for(stack: &Stack, count: usize, limit: Duration, keep: impl Fn(&[(String, String)]) -> bool) -> bool {
+pub(crate) async fn wait_for(
+    stack: &Stack,
+    count: usize,
+    limit: Duration,
+    keep: impl Fn(&[(String, String)]) -> bool,
+) -> bool {
     let started = Instant::now();
     while started.elapsed() < limit {
         if arrivals(stack, &keep).len() >= count {
@@ -175,7 +180,7 @@ async fn wait_for(stack: &Stack, count: usize, limit: Duration, keep: impl Fn(&[
 }
 
 /// Texts per aligned second, from the first second with a text to the last.
-fn per_second(arrivals: &[DateTime<Utc>]) -> BTreeMap<i64, u32> {
+pub(crate) fn per_second(arrivals: &[DateTime<Utc>]) -> BTreeMap<i64, u32> {
     let mut seconds = BTreeMap::new();
     for t in arrivals {
         *seconds.entry(t.timestamp()).or_insert(0) += 1;
@@ -276,7 +281,7 @@ async fn grants_per_second(stack: &Stack) -> anyhow::Result<BTreeMap<i64, u32>> 
     Ok(grants)
 }
 
-fn print_requests(seen: &devstack::request_count::Seen, texts: usize) {
+pub(crate) fn print_requests(seen: &devstack::request_count::Seen, texts: usize) {
     let all = total(&seen.counts);
     let per = |n: u64| n as f64 / texts.max(1) as f64;
     let dynamo: u64 =
@@ -299,7 +304,7 @@ fn print_receives(stack: &Stack, texts: usize) {
     println!("  receives        {:.2} per text (most for one text: {most})", f64::from(total) / texts.max(1) as f64);
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -320,21 +325,13 @@ async fn priority(endpoint: &str, bulk: usize) -> anyhow::Result<()> {
     let started = Instant::now();
     stack.drain_lanes(services, sqs, SenderConcurrency::AsDeployed);
     let http = reqwest::Client::new();
-    let url = format!("{}/v1/messages", stack.base_url);
     let mut posted = Vec::new();
     let mut i = 0;
     // Interactive texts while at least a tenth of the bulk is still waiting.
     while arrivals(&stack, is_bulk).len() < bulk * 9 / 10 {
         let to = format!("+1415557{i:04}");
         stack.simulator.lose_callbacks_to(&to);
-        let sent_at = Utc::now();
-        let response = http
-            .post(&url)
-            .bearer_auth(&stack.demo.api_key)
-            .json(&serde_json::json!({"to": to, "body": "Dr. Lee can see Bella at 3 pm today."}))
-            .send()
-            .await?;
-        ensure!(response.status().as_u16() == 202, "POST /v1/messages answered {}", response.status());
+        let sent_at = post_conversation_text(&http, &stack, &to).await?;
         posted.push((to, sent_at));
         i += 1;
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -350,16 +347,7 @@ async fn priority(endpoint: &str, bulk: usize) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let seen = counter.snapshot();
 
-    let requests = stack.simulator.requests();
-    let mut latencies: Vec<f64> = posted
-        .iter()
-        .filter_map(|(to, sent_at)| {
-            let arrived =
-                requests.iter().find(|r| r.method == "POST" && param(&r.params, "To") == Some(to.as_str()))?;
-            Some((arrived.received_at - *sent_at).num_microseconds()? as f64 / 1000.0)
-        })
-        .collect();
-    latencies.sort_by(f64::total_cmp);
+    let latencies = latencies_ms(&stack, &posted);
     let bulk_seconds = per_second(&arrivals(&stack, is_bulk));
     let busiest_bulk = bulk_seconds.values().copied().max().unwrap_or(0);
     println!("  bulk drained in {:.1} s; busiest second {busiest_bulk} bulk texts", drained.as_secs_f64());
@@ -374,4 +362,36 @@ async fn priority(endpoint: &str, bulk: usize) -> anyhow::Result<()> {
     print_receives(&stack, bulk + interactive);
     println!();
     Ok(())
+}
+
+/// Posts a conversation text to `to` through the API; returns when it was posted.
+pub(crate) async fn post_conversation_text(
+    http: &reqwest::Client,
+    stack: &Stack,
+    to: &str,
+) -> anyhow::Result<DateTime<Utc>> {
+    let sent_at = Utc::now();
+    let response = http
+        .post(format!("{}/v1/messages", stack.base_url))
+        .bearer_auth(&stack.demo.api_key)
+        .json(&serde_json::json!({"to": to, "body": "Dr. Lee can see Bella at 3 pm today."}))
+        .send()
+        .await?;
+    ensure!(response.status().as_u16() == 202, "POST /v1/messages answered {}", response.status());
+    Ok(sent_at)
+}
+
+/// Milliseconds from each post to its text's arrival at the simulator, sorted.
+pub(crate) fn latencies_ms(stack: &Stack, posted: &[(String, DateTime<Utc>)]) -> Vec<f64> {
+    let requests = stack.simulator.requests();
+    let mut latencies: Vec<f64> = posted
+        .iter()
+        .filter_map(|(to, sent_at)| {
+            let arrived =
+                requests.iter().find(|r| r.method == "POST" && param(&r.params, "To") == Some(to.as_str()))?;
+            Some((arrived.received_at - *sent_at).num_microseconds()? as f64 / 1000.0)
+        })
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    latencies
 }

@@ -6,6 +6,7 @@
 //!   unit and integration tests against a local moto server.
 
 mod bench;
+mod bench_mass_alerts;
 mod bench_sending;
 mod check;
 mod create_clinic;
@@ -18,12 +19,13 @@ fn main() -> anyhow::Result<()> {
         "check" => check::run(),
         "create-clinic" => create_clinic::run(&args[1..]),
         "bench" if args.get(1).map(String::as_str) == Some("sending") => bench_sending::run(&args[2..]),
+        "bench" if args.get(1).map(String::as_str) == Some("mass-alerts") => bench_mass_alerts::run(&args[2..]),
         "bench" => bench::run(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <up|check|create-clinic|bench>\n  up             run the whole system locally\n  \
                  check          run every check and test\n  create-clinic  (operator) create a clinic and its first admin key\n  \
-                 bench          benchmarks against a local moto server: `bench reminders` (one scheduler tick), `bench sending` (throughput and priority)"
+                 bench          benchmarks against a local moto server: `bench reminders` (one scheduler tick), `bench sending` (throughput and priority), `bench mass-alerts` (fan-out and drain)"
             );
             std::process::exit(2)
         }
