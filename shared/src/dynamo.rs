@@ -92,38 +92,50 @@ const UNPROCESSED_RETRIES: u32 = 8;
 /// The most keys one `BatchGetItem` takes.
 const BATCH_GET_LIMIT: usize = 100;
 
+/// Chunks read at once: a fan-out's few hundred batches of contacts go in parallel, as far as
+/// the table's capacity lets them.
+const BATCH_GET_CONCURRENCY: usize = 8;
+
 /// Reads the items with these keys from one table, any number of them: `BatchGetItem`s of 100,
-/// each repeated (backing off) for what DynamoDB leaves unprocessed. Missing items are simply
-/// not in the answer, which is in no particular order.
+/// several at once, each repeated (backing off) for what DynamoDB leaves unprocessed. Missing
+/// items are simply not in the answer, which is in no particular order.
 pub async fn batch_get(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
     keys: Vec<Item>,
     consistent: bool,
 ) -> Result<Vec<Item>, StoreError> {
-    let mut found = Vec::with_capacity(keys.len());
-    for chunk in keys.chunks(BATCH_GET_LIMIT) {
-        let mut wanted = chunk.to_vec();
-        for round in 0..=UNPROCESSED_RETRIES {
-            if wanted.is_empty() {
-                break;
-            }
-            if round > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(10 << round.min(6))).await;
-            }
-            let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
-                .set_keys(Some(std::mem::take(&mut wanted)))
-                .consistent_read(consistent)
-                .build()?;
-            let out = client.batch_get_item().request_items(table, request).send().await?;
-            found.extend(out.responses.unwrap_or_default().remove(table).unwrap_or_default());
-            wanted = out.unprocessed_keys.unwrap_or_default().remove(table).map(|k| k.keys).unwrap_or_default();
+    use futures::{StreamExt, TryStreamExt};
+    let chunks: Vec<_> =
+        keys.chunks(BATCH_GET_LIMIT).map(|chunk| batch_get_chunk(client, table, chunk.to_vec(), consistent)).collect();
+    let found: Vec<Vec<Item>> =
+        futures::stream::iter(chunks).buffer_unordered(BATCH_GET_CONCURRENCY).try_collect().await?;
+    Ok(found.into_iter().flatten().collect())
+}
+
+async fn batch_get_chunk(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    mut wanted: Vec<Item>,
+    consistent: bool,
+) -> Result<Vec<Item>, StoreError> {
+    let mut found = Vec::with_capacity(wanted.len());
+    for round in 0..=UNPROCESSED_RETRIES {
+        if wanted.is_empty() {
+            return Ok(found);
         }
-        if !wanted.is_empty() {
-            return Err(StoreError::Unprocessed);
+        if round > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10 << round.min(6))).await;
         }
+        let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+            .set_keys(Some(std::mem::take(&mut wanted)))
+            .consistent_read(consistent)
+            .build()?;
+        let out = client.batch_get_item().request_items(table, request).send().await?;
+        found.extend(out.responses.unwrap_or_default().remove(table).unwrap_or_default());
+        wanted = out.unprocessed_keys.unwrap_or_default().remove(table).map(|k| k.keys).unwrap_or_default();
     }
-    Ok(found)
+    if wanted.is_empty() { Ok(found) } else { Err(StoreError::Unprocessed) }
 }
 
 /// The key of an item in a table keyed `pk`/`sk`.

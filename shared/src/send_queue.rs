@@ -27,6 +27,8 @@ pub enum QueueError {
 
 /// The most messages one `SendMessageBatch` takes.
 const SEND_BATCH: usize = 10;
+/// Batches sent at once.
+const SEND_BATCH_CONCURRENCY: usize = 8;
 /// Entries SQS refused in a batch are sent again this often.
 const SEND_BATCH_TRIES: u32 = 4;
 
@@ -90,38 +92,40 @@ impl SendQueues {
         Ok(())
     }
 
-    /// Queues a job for each message, ten to a `SendMessageBatch`; entries SQS refuses are sent
-    /// again, and an error names how many never went.
+    /// Queues a job for each message, ten to a `SendMessageBatch`, several batches at once;
+    /// entries SQS refuses are sent again, and an error names how many never went.
     pub async fn enqueue_many(&self, lane: Lane, ids: &[MessageId]) -> Result<(), QueueError> {
-        for chunk in ids.chunks(SEND_BATCH) {
-            let mut left: Vec<MessageId> = chunk.to_vec();
-            for _ in 0..SEND_BATCH_TRIES {
-                if left.is_empty() {
-                    break;
-                }
-                let entries = left
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, id)| {
-                        let body = serde_json::to_string(&SendJob { message_id: *id }).ok()?;
-                        SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(body).build().ok()
-                    })
-                    .collect();
-                let out = self
-                    .client
-                    .send_message_batch()
-                    .queue_url(self.url(lane))
-                    .set_entries(Some(entries))
-                    .send()
-                    .await
-                    .map_err(|e| QueueError::Request(Box::new(e.into())))?;
-                let failed: Vec<usize> = out.failed.iter().filter_map(|f| f.id.parse().ok()).collect();
-                left = left.into_iter().enumerate().filter(|(i, _)| failed.contains(i)).map(|(_, id)| id).collect();
-            }
-            if !left.is_empty() {
-                return Err(QueueError::Refused(left.len()));
-            }
-        }
+        use futures::{StreamExt, TryStreamExt};
+        let batches: Vec<_> = ids.chunks(SEND_BATCH).map(|chunk| self.enqueue_batch(lane, chunk)).collect();
+        futures::stream::iter(batches).buffer_unordered(SEND_BATCH_CONCURRENCY).try_collect::<Vec<()>>().await?;
         Ok(())
+    }
+
+    async fn enqueue_batch(&self, lane: Lane, chunk: &[MessageId]) -> Result<(), QueueError> {
+        let mut left: Vec<MessageId> = chunk.to_vec();
+        for _ in 0..SEND_BATCH_TRIES {
+            if left.is_empty() {
+                break;
+            }
+            let entries = left
+                .iter()
+                .enumerate()
+                .filter_map(|(i, id)| {
+                    let body = serde_json::to_string(&SendJob { message_id: *id }).ok()?;
+                    SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(body).build().ok()
+                })
+                .collect();
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(self.url(lane))
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| QueueError::Request(Box::new(e.into())))?;
+            let failed: Vec<usize> = out.failed.iter().filter_map(|f| f.id.parse().ok()).collect();
+            left = left.into_iter().enumerate().filter(|(i, _)| failed.contains(i)).map(|(_, id)| id).collect();
+        }
+        if left.is_empty() { Ok(()) } else { Err(QueueError::Refused(left.len())) }
     }
 }

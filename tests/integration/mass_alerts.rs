@@ -412,14 +412,19 @@ async fn a_text_no_carrier_reports_on_counts_as_sent_once_the_alert_closes_after
     assert_eq!((counts.tally.sent, counts.unsettled), (1, 1), "Twilio took it; no report came");
 
     let now = Utc::now();
-    assert_eq!(mass_alert_closing::close_due(services, now).await.expect("closing works"), 0, "a report may still come");
+    assert_eq!(
+        mass_alert_closing::close_due(services, now).await.expect("closing works"),
+        0,
+        "a report may still come"
+    );
     let later = now + services.settings.alerts.close_after + TimeDelta::minutes(1);
     assert_eq!(mass_alert_closing::close_due(services, later).await.expect("closing works"), 1);
     let (_, shown) = t.call(t.key(), Method::GET, &format!("/v1/mass-alerts/{}", ids[0]), None).await;
     assert_eq!(shown["status"], "completed");
     assert_eq!(shown["outcome"], json!({"color": "green"}), "{shown}");
     assert_eq!(shown["counts"], json!({"recipients": 1, "sent": 1, "delivered": 0, "failed": 0, "not_sent": 0}));
-    let csv = reqwest::get(shown["report_url"].as_str().expect("a link")).await.expect("S3").text().await.expect("a body");
+    let csv =
+        reqwest::get(shown["report_url"].as_str().expect("a link")).await.expect("S3").text().await.expect("a body");
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     let rows: Vec<csv::StringRecord> = reader.records().collect::<Result<_, _>>().expect("rows");
     assert_eq!((&rows[0][0], &rows[0][2], &rows[0][3]), ("Ann Client", "Sent", ""), "{csv}");
