@@ -136,10 +136,13 @@ impl AlertView {
     }
 }
 
+/// Mass alerts, their activity and their reports (clients' names and numbers) are for admins.
+fn admin(caller: &Principal) -> Result<(), AlertError> {
+    if caller.role == Role::Admin { Ok(()) } else { Err(AlertError::NotAdmin) }
+}
+
 fn admin_with_two_way(clinic: &Clinic, caller: &Principal) -> Result<(), AlertError> {
-    if caller.role != Role::Admin {
-        return Err(AlertError::NotAdmin);
-    }
+    admin(caller)?;
     if !clinic.two_way_texting {
         return Err(AlertError::TwoWayOff);
     }
@@ -235,13 +238,15 @@ pub async fn confirm(
     Ok(alert)
 }
 
-/// A page of the clinic's alerts, newest first, with their counts.
+/// A page of the clinic's alerts, newest first, with their counts. The cursor is the last id of
+/// the page before.
 pub async fn list(
     services: &Services,
     caller: &Principal,
     limit: i32,
     cursor: Option<&str>,
 ) -> Result<Page<AlertView>, AlertError> {
+    admin(caller)?;
     let page = services.mass_alerts.list(&caller.clinic_id, limit, cursor).await?;
     let sending: Vec<AlertId> =
         page.items.iter().filter(|a| a.status == AlertStatus::Sending).map(|a| a.id.clone()).collect();
@@ -258,6 +263,7 @@ pub async fn show(
     id: &str,
     link_valid_for: Duration,
 ) -> Result<AlertView, AlertError> {
+    admin(caller)?;
     let alert = services.mass_alerts.get(&caller.clinic_id, id).await?.ok_or(AlertError::NotFound)?;
     let live = match alert.status {
         AlertStatus::Sending => services.mass_alerts.counts(&alert.id).await?.tally,

@@ -286,6 +286,9 @@ async fn an_alert_is_refused_with_the_reason_and_field_at_fault() {
     let staff_key = issued["api_key"].as_str().expect("a key");
     assert_eq!(post(&t, staff_key, "/v1/mass-alerts", &alert_body(from, to, text)).await.0, 403);
     assert_eq!(post(&t, staff_key, "/v1/mass-alerts/preview", &alert_body(from, to, text)).await.0, 403);
+    assert_eq!(t.call(staff_key, Method::GET, "/v1/mass-alerts", None).await.0, 403);
+    let (status, problem) = t.call(t.key(), Method::GET, "/v1/mass-alerts?cursor=not-an-id", None).await;
+    assert_eq!((status, problem["field"].clone()), (422, json!("cursor")), "{problem}");
 
     two_way(&t, false).await;
     assert_eq!(post(&t, t.key(), "/v1/mass-alerts", &alert_body(from, to, text)).await.0, 409);

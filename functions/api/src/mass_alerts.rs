@@ -53,7 +53,9 @@ fn request(from: DateTime<FixedOffset>, to: DateTime<FixedOffset>, body: String)
 impl From<AlertError> for Problem {
     fn from(err: AlertError) -> Self {
         match err {
-            AlertError::NotAdmin => Problem::forbidden("Only administrators can send mass alerts."),
+            AlertError::NotAdmin => {
+                Problem::forbidden("Only administrators can send mass alerts and read their reports.")
+            }
             AlertError::TwoWayOff => Problem::conflict(
                 "two-way-texting-off",
                 "Two-way texting is off",
@@ -131,6 +133,11 @@ pub async fn list(
     let limit = query.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(Problem::invalid_field("limit", "`limit` must be 1 to 100."));
+    }
+    if let Some(cursor) = &query.cursor
+        && ulid::Ulid::from_string(cursor).is_err()
+    {
+        return Err(Problem::invalid_field("cursor", "`cursor` must be the `next_cursor` of the page before."));
     }
     let page = mass_alerts::list(&services, &caller, limit, query.cursor.as_deref()).await?;
     Ok(Json(serde_json::to_value(page).map_err(|e| Problem::unavailable(&e))?))
