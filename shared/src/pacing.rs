@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::counters_table::CountersTable;
 use crate::dynamo::{Item, StoreError, get_consistent, n, number_of, s};
 use crate::message::Lane;
-use crate::rate_limit::{LaneUse, Limits, WINDOW_SECS, WindowUsage, first_fit};
+use crate::rate_limit::{self, LaneUse, Limits, WINDOW_SECS, WindowUsage, first_fit};
 
 /// How far ahead a slot is searched for before the message is told to come back later.
 const HORIZON_WINDOWS: i64 = 360;
@@ -152,6 +152,15 @@ impl CountersTable {
                     ":shared_cap",
                     n(limits.window.scheduled_and_bulk.saturating_sub(segments)),
                 );
+            // The same rule as `rate_limit::first_fit`: at 1 MPS nothing shared beside it.
+            if rate_limit::shared_lanes_alternate(limits) {
+                for (i, beside) in rate_limit::neighbours(second).enumerate() {
+                    let name = format!("#beside{i}");
+                    condition.push_str(&format!(" AND (attribute_not_exists({name}) OR {name} = :none)"));
+                    request = request.expression_attribute_names(name, format!("shared{beside}"));
+                }
+                request = request.expression_attribute_values(":none", n(0));
+            }
             // The same rule as `rate_limit::first_fit`: longer than the lane's share of a
             // second, it goes where the shared lanes have sent nothing yet.
             if segments > second_cap.min(limits.second.scheduled_and_bulk) {

@@ -9,6 +9,9 @@
 //!   rounds to a whole segment: at 2 MPS bulk may fill a second, but not more than 10 of 20
 //!   segments in ten seconds.
 //! - A message of more segments than the MPS goes out alone in an otherwise empty second.
+//! - Where the shared lanes may fill a whole second (1 MPS), they never take two seconds side by
+//!   side within a window, so a conversation text finds a free second at most a second away
+//!   instead of waiting behind a run of reminders or alert texts.
 
 use serde::{Deserialize, Serialize};
 
@@ -128,6 +131,17 @@ pub fn second_has_room(used: u32, limits: &Limits, segments: u32) -> bool {
     used + segments <= limits.per_second
 }
 
+/// Whether the shared lanes' share of a second is the whole second (at 1 MPS): then they take
+/// every other second at most, leaving the ones between to conversations.
+pub fn shared_lanes_alternate(limits: &Limits) -> bool {
+    limits.second.scheduled_and_bulk >= limits.per_second
+}
+
+/// The seconds beside `second` within its window.
+pub fn neighbours(second: usize) -> impl Iterator<Item = usize> {
+    [second.checked_sub(1), Some(second + 1).filter(|s| *s < WINDOW_SECS)].into_iter().flatten()
+}
+
 /// Whether second `second` of the window can take `segments` more for `lane`: room in the
 /// second, and in the lane's share of that second. A message longer than a second's share goes
 /// out in a second where its lane has sent nothing yet.
@@ -136,8 +150,10 @@ fn fits_in_second(usage: &WindowUsage, limits: &Limits, lane: Lane, segments: u3
         return false;
     }
     let used = &usage.lanes_per_second[second];
+    let shared_beside = || neighbours(second).any(|n| usage.lanes_per_second[n].shared() > 0);
     match limits.second.lane(lane) {
         None => true,
+        Some(_) if shared_lanes_alternate(limits) && shared_beside() => false,
         Some(cap) if segments > cap.min(limits.second.scheduled_and_bulk) => used.shared() == 0,
         Some(_) => limits.second.room(used, lane, segments),
     }
@@ -235,6 +251,24 @@ mod tests {
         usage.lanes_per_second[0] = LaneUse { scheduled: 1, bulk: 0 };
         usage.per_second[1] = 2;
         assert_eq!(first_fit(&usage, &l, Lane::Bulk, 6, 0), Some(1), "bulk's share of a second is 5");
+    }
+
+    #[test]
+    fn at_one_mps_the_shared_lanes_take_every_other_second_at_most() {
+        let l = at(1);
+        assert!(shared_lanes_alternate(&l));
+        assert!(!shared_lanes_alternate(&at(2)), "at 2 MPS a fifth of every second is free anyway");
+        let mut usage = WindowUsage::default();
+        let mut granted = Vec::new();
+        while let Some(second) = first_fit(&usage, &l, Lane::Bulk, 1, 0) {
+            usage.per_second[second] += 1;
+            usage.lanes_per_second[second].bulk += 1;
+            usage.lanes.bulk += 1;
+            granted.push(second);
+        }
+        assert_eq!(granted, [0, 2, 4, 6, 8], "five of ten, none side by side");
+        assert_eq!(first_fit(&usage, &l, Lane::Interactive, 1, 0), Some(1), "a conversation text goes between");
+        assert_eq!(first_fit(&usage, &l, Lane::Scheduled, 1, 0), None, "no second left beside nothing shared");
     }
 
     #[test]
