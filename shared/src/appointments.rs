@@ -116,11 +116,7 @@ impl AppointmentsTable {
             .expression_attribute_values(":clinic", s(clinic.as_str()))
             .send()
             .await;
-        match result.map_err(StoreError::from) {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(other) => Err(other),
-        }
+        crate::dynamo::applied(result)
     }
 
     /// Appointments of a business awaiting a reminder decision, starting in `[from, to)`.
@@ -204,11 +200,7 @@ impl AppointmentsTable {
             .expression_attribute_values(":start", serde_dynamo::to_attribute_value(start)?)
             .send()
             .await;
-        match result.map_err(StoreError::from) {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(other) => Err(other),
-        }
+        crate::dynamo::applied(result)
     }
 
     /// Records that a reminder decision was made for `start`, unless the appointment has moved
@@ -228,10 +220,6 @@ impl AppointmentsTable {
             .expression_attribute_values(":message", s(message_id))
             .send()
             .await;
-        match result.map_err(StoreError::from) {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(other) => Err(other),
-        }
+        crate::dynamo::applied(result)
     }
 }

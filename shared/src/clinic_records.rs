@@ -134,11 +134,7 @@ impl ClinicsTable {
             .condition_expression("attribute_exists(pk)")
             .send()
             .await;
-        match result.map_err(StoreError::from) {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(other) => Err(other),
-        }
+        crate::dynamo::applied(result)
     }
 
     /// Deletes a record and returns it as it was (what it held may need releasing); `None` if

@@ -182,11 +182,7 @@ impl ClinicsTable {
             // `at` is not reserved today; named anyway so the expression never breaks on it.
             request = request.expression_attribute_names("#at", "at");
         }
-        match request.send().await.map_err(StoreError::from) {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(other) => Err(other),
-        }
+        crate::dynamo::applied(request.send().await)
     }
 
     pub async fn put_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {

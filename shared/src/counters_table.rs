@@ -129,11 +129,7 @@ impl CountersTable {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result.map_err(StoreError::from) {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(other) => Err(other),
-        }
+        crate::dynamo::applied(result)
     }
 
     /// Gives back one counted text (its creation failed).

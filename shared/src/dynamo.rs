@@ -37,6 +37,19 @@ where
     }
 }
 
+/// The outcome of a conditional write: `true` if it was made, `false` if its condition failed
+/// (the item was not as required), an error otherwise.
+pub fn applied<T, E>(result: Result<T, E>) -> Result<bool, StoreError>
+where
+    StoreError: From<E>,
+{
+    match result.map_err(StoreError::from) {
+        Ok(_) => Ok(true),
+        Err(StoreError::Conflict) => Ok(false),
+        Err(other) => Err(other),
+    }
+}
+
 /// Serialises `value` and adds the item's key (and index) attributes.
 pub fn to_item<T: Serialize>(value: &T, keys: &[(&str, String)]) -> Result<Item, StoreError> {
     let mut item: Item = serde_dynamo::to_item(value)?;

@@ -222,7 +222,7 @@ pub struct CountsDelta {
 }
 
 /// Statuses that say Twilio took the attempt.
-fn taken_by_twilio(status: MessageStatus) -> bool {
+pub fn taken_by_twilio(status: MessageStatus) -> bool {
     matches!(
         status,
         MessageStatus::Submitted | MessageStatus::Sent | MessageStatus::Delivered | MessageStatus::Undelivered

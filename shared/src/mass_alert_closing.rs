@@ -7,7 +7,7 @@ use tracing::{error, info};
 
 use crate::alert_report::{self, ReportRow};
 use crate::dynamo::StoreError;
-use crate::mass_alert::{AlertStatus, MassAlert, Tally};
+use crate::mass_alert::{AlertStatus, MassAlert, Tally, taken_by_twilio};
 use crate::message::Message;
 use crate::message_status::MessageStatus;
 use crate::reports_bucket::ReportsError;
@@ -69,19 +69,11 @@ async fn close(services: &Services, mut alert: MassAlert, now: DateTime<Utc>) ->
     Ok(completed)
 }
 
-/// Statuses that mean Twilio took the current attempt.
-fn taken(status: MessageStatus) -> bool {
-    matches!(
-        status,
-        MessageStatus::Submitted | MessageStatus::Sent | MessageStatus::Delivered | MessageStatus::Undelivered
-    )
-}
-
 /// Counts from the messages themselves: what the report says, whatever the live counters saw.
 pub fn tally(messages: &[Message]) -> Tally {
     let mut tally = Tally { recipients: messages.len() as u64, ..Tally::default() };
     for m in messages {
-        if taken(m.status) || m.accepted_attempts() > 0 {
+        if taken_by_twilio(m.status) || m.accepted_attempts() > 0 {
             tally.sent += 1;
         }
         match m.status {
@@ -108,7 +100,7 @@ fn report_row(m: &Message) -> ReportRow {
     let error_details = match &m.failure {
         Some(f) if failed => match (f.code, f.reason) {
             (Some(code), _) => format!("{code}: {}", error_catalogue::describe(code)),
-            (None, Some(reason)) => format!("{}: {}", serde_reason(reason), reason.description()),
+            (None, Some(reason)) => format!("{}: {}", reason.code(), reason.description()),
             (None, None) => String::new(),
         },
         _ => String::new(),
@@ -127,9 +119,4 @@ fn report_row(m: &Message) -> ReportRow {
         timestamp: Some(m.updated_at),
         failed,
     }
-}
-
-/// The reason's code as the API writes it (`appointment_changed`).
-fn serde_reason(reason: crate::reason::Reason) -> String {
-    serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }

@@ -20,7 +20,7 @@ use crate::dynamo::StoreError;
 use crate::ids::{AlertId, ClinicId};
 use crate::mass_alert::{AlertLink, AlertRange, AlertStatus, MassAlert};
 use crate::mass_alert_recipients::{self, Recipient, Selection, Verdict};
-use crate::message::{Actor, Failure, HistoryEntry, Lane, Message, MessageBody};
+use crate::message::{Actor, Failure, HistoryEntry, Lane, Message};
 use crate::message_status::MessageStatus;
 use crate::phone::E164;
 use crate::send_queue::QueueError;
@@ -155,8 +155,8 @@ fn recipient_message(alert: &MassAlert, recipient: &Recipient, now: DateTime<Utc
             (to, entered_number.clone(), Some(*reason))
         }
     };
-    let body = MessageBody::parse(alert.body.as_str()).unwrap_or_else(|_| alert.body.clone());
-    let mut message = Message::new_bulk(id, alert.clinic_id.clone(), to, body, alert.connection_id.clone(), now);
+    let mut message =
+        Message::new_bulk(id, alert.clinic_id.clone(), to, alert.body.clone(), alert.connection_id.clone(), now);
     message.created_by = Some(alert.created_by.clone());
     message.contact_id = Some(recipient.contact_id.clone());
     let settled = not_sent.is_some();

@@ -176,11 +176,7 @@ impl MassAlertsTable {
             .expression_attribute_values(":sending", s("sending"))
             .send()
             .await;
-        match result.map_err(StoreError::from) {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(other) => Err(other),
-        }
+        crate::dynamo::applied(result)
     }
 
     /// Removes an alert whose fan-out was never asked for (its event could not be published).

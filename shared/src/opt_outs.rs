@@ -64,10 +64,6 @@ impl ClinicsTable {
             .expression_attribute_values(":null", s("NULL"))
             .send()
             .await;
-        match result.map_err(StoreError::from) {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(other) => Err(other),
-        }
+        crate::dynamo::applied(result)
     }
 }

@@ -25,6 +25,11 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// The code the API and reports use (`appointment_changed`).
+    pub fn code(self) -> String {
+        serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    }
+
     pub fn description(self) -> &'static str {
         match self {
             Self::BusinessRemindersOff => "Reminders are turned off for this business.",

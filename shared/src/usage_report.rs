@@ -103,7 +103,7 @@ pub fn totals(rows: &[UsageRow], messages: &[Message]) -> Totals {
         *totals.by_status.entry(row.status.to_string()).or_default() += 1;
         let code = match (&row.error_code, message.failure.as_ref().and_then(|f| f.reason)) {
             (Some(code), _) => Some(code.to_string()),
-            (None, Some(reason)) => serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(str::to_owned)),
+            (None, Some(reason)) => Some(reason.code()),
             (None, None) => None,
         };
         if let Some(code) = code {
