@@ -153,6 +153,11 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
     let verdict = call_twilio(services, &claimed, &connection).await;
     let now = services.clock.now();
     let refund = matches!(verdict, Verdict::Failed(_) | Verdict::Retry { .. });
+    // Before the failure is recorded: whoever sees a text failed with 21610 also sees the
+    // number opted out, and no other text to it slips through in between.
+    if let Err(e) = record_opt_out(services, &claimed, &connection, &verdict, now).await {
+        error!(message_id = %claimed.id, error = ?e, "could not record an opt-out Twilio reported");
+    }
     let (outcome, update) = match &verdict {
         Verdict::Accepted { sid, status } => {
             let update = services.messages.update_from(&claimed, |m| m.accepted(attempt, sid, status, now)).await?;
@@ -177,9 +182,6 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
     // Bookkeeping after the verdict is recorded: a failure here must not cost the text.
     if refund && let Err(e) = services.counters.add_credits(&claimed.clinic_id, credits).await {
         error!(message_id = %claimed.id, error = ?e, credits, "could not refund credits");
-    }
-    if let Err(e) = record_opt_out(services, &claimed, &connection, &verdict, now).await {
-        error!(message_id = %claimed.id, error = ?e, "could not record an opt-out Twilio reported");
     }
     if let Err(e) = record_connection_health(services, connection, &verdict, now).await {
         warn!(error = ?e, "could not record the connection's health");
