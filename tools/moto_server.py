@@ -23,12 +23,19 @@ rather than the product:
    it, only to read `ContentBasedDeduplication`, which a standard queue does not have. Here a
    standard queue skips that, so a send no longer grows with the queue's depth (filling a lane
    with 10,000 jobs was quadratic).
+
+And one addition, for the cost benchmark: every DynamoDB response carries the read and write
+request units the request would consume on AWS, in the header `x-clinic-sms-capacity`
+("read=<units>;write=<units>"), reckoned by DynamoDB's published rules from the items as they
+were before and after it (see `_CapacityMeter`). moto's own ConsumedCapacity is a constant.
 Everything else is moto unchanged.
 
 Usage: python tools/moto_server.py -H 127.0.0.1 -p PORT
 """
 
 import copy
+import json
+import math
 import sys
 import threading
 import time
@@ -131,13 +138,158 @@ def send_message(self, queue_name, *args, **kwargs):
         _sending_to_standard_queue.queue = None
 
 
+_CAPACITY_HEADER = "x-clinic-sms-capacity"
+_READ_UNIT = 4096
+_WRITE_UNIT = 1024
+
+
+def _units(size, unit):
+    """Request units for one item of `size` bytes: rounded up, at least one."""
+    return max(1, math.ceil(size / unit))
+
+
+def _size(item):
+    return item.size() if item is not None else 0
+
+
+def _same(a, b):
+    return a.to_json() == b.to_json()
+
+
+class _CapacityMeter:
+    """Request units of one DynamoDB request, as on-demand DynamoDB bills them:
+
+    - a write: one unit per KB of the larger of the item before and after it, and for each
+      global secondary index, one unit per KB of each index entry it puts or deletes (an entry
+      whose keys and projected attributes are unchanged is not written); a condition that fails
+      still costs the item's units; in a transaction, twice all of that, condition checks included;
+    - a read: half a unit per 4 KB read (a whole unit when strongly consistent); a query or scan
+      adds up the entries it returns (after any filter: the project filters little) before
+      rounding, a get rounds each item, a miss costs the minimum.
+    """
+
+    def __init__(self, handler, action, body):
+        self.backend = handler.dynamodb_backend
+        self.action = action
+        self.body = body
+        self.writes = []  # (table name, key, factor, item before)
+        if action in ("PutItem", "UpdateItem", "DeleteItem"):
+            op_type = "Put" if action == "PutItem" else "Other"
+            self._target(body.get("TableName"), op_type, body, 1)
+        elif action == "TransactWriteItems":
+            for entry in body.get("TransactItems", []):
+                if isinstance(entry, dict) and len(entry) == 1:
+                    op_type, op = next(iter(entry.items()))
+                    self._target(op.get("TableName"), op_type, op, 2, check=op_type == "ConditionCheck")
+        elif action == "BatchWriteItem":
+            for name, requests in body.get("RequestItems", {}).items():
+                for request in requests:
+                    if "PutRequest" in request:
+                        self._target(name, "Put", request["PutRequest"], 1)
+                    elif "DeleteRequest" in request:
+                        self._target(name, "Delete", request["DeleteRequest"], 1)
+
+    def _target(self, name, op_type, op, factor, check=False):
+        table = self.backend.tables.get(name)
+        if table is None:
+            return
+        key = _key_of(table, op_type, op)
+        if key is None:
+            return
+        try:
+            before = self.backend.get_item(name, key)
+        except Exception:  # an invalid key: the request itself fails on it
+            return
+        self.writes.append((table, name, key, factor, copy.deepcopy(before), check))
+
+    def header(self, status, response_body):
+        read = self._read(response_body) if status == 200 else 0.0
+        write = sum(self._write(target, status == 200) for target in self.writes)
+        return f"read={read:g};write={write:g}"
+
+    def _write(self, target, succeeded):
+        table, name, key, factor, before, check = target
+        if check or not succeeded:
+            return factor * _units(_size(before), _WRITE_UNIT)
+        after = self.backend.get_item(name, key)
+        units = _units(max(_size(before), _size(after)), _WRITE_UNIT)
+        for index in table.global_indexes:
+            old = before is not None and all(k in before.attrs for k in index.schema_key_attrs)
+            new = after is not None and all(k in after.attrs for k in index.schema_key_attrs)
+            old_entry = index.project(before) if old else None
+            new_entry = index.project(after) if new else None
+            if old and new and all(before.attrs[k] == after.attrs[k] for k in index.schema_key_attrs):
+                if not _same(old_entry, new_entry):
+                    units += _units(new_entry.size(), _WRITE_UNIT)
+                continue
+            units += _units(old_entry.size(), _WRITE_UNIT) if old else 0
+            units += _units(new_entry.size(), _WRITE_UNIT) if new else 0
+        return factor * units
+
+    def _read(self, response_body):
+        per_unit = 1.0 if self.body.get("ConsistentRead") else 0.5
+        if self.action == "GetItem":
+            item = self._stored(self.body.get("TableName"), self.body.get("Key"), None)
+            return per_unit * _units(_size(item), _READ_UNIT)
+        if self.action == "BatchGetItem":
+            units = 0.0
+            for name, request in self.body.get("RequestItems", {}).items():
+                factor = 1.0 if request.get("ConsistentRead") else 0.5
+                for key in request.get("Keys", []):
+                    units += factor * _units(_size(self._stored(name, key, None)), _READ_UNIT)
+            return units
+        if self.action in ("Query", "Scan"):
+            try:
+                items = json.loads(response_body).get("Items", [])
+            except (TypeError, ValueError):
+                items = []
+            name = self.body.get("TableName")
+            index = self.body.get("IndexName")
+            total = 0
+            for returned in items:
+                stored = self._stored(name, None, index, returned)
+                total += _size(stored) if stored is not None else len(json.dumps(returned))
+            return per_unit * _units(total, _READ_UNIT)
+        return 0.0
+
+    def _stored(self, name, key, index_name, returned=None):
+        """The item (or its index entry) as stored, not as a projection expression cut it."""
+        table = self.backend.tables.get(name)
+        if table is None:
+            return None
+        if key is None:
+            names = [n for n in (table.hash_key_attr, table.range_key_attr) if n is not None]
+            if returned is None or any(n not in returned for n in names):
+                return None
+            key = {n: returned[n] for n in names}
+        try:
+            item = self.backend.get_item(name, key)
+        except Exception:
+            return None
+        if item is not None and index_name:
+            for index in table.global_indexes:
+                if index.name == index_name:
+                    return index.project(item)
+        return item
+
+
 _one_at_a_time = threading.Lock()
 _call_action = DynamoHandler.call_action
 
 
 def call_action(self):
     with _one_at_a_time:
-        return _call_action(self)
+        try:
+            meter = _CapacityMeter(self, self._get_action(), getattr(self, "params", None) or {})
+        except Exception:  # metering must never change an answer
+            meter = None
+        status, headers, body = _call_action(self)
+        if meter is not None:
+            try:
+                headers[_CAPACITY_HEADER] = meter.header(status, body)
+            except Exception:
+                pass
+        return status, headers, body
 
 
 DynamoHandler.call_action = call_action

@@ -113,6 +113,7 @@ fn projection(projection: shared::aws_resources::Projection) -> ProjectionType {
     match projection {
         shared::aws_resources::Projection::All => ProjectionType::All,
         shared::aws_resources::Projection::KeysOnly => ProjectionType::KeysOnly,
+        shared::aws_resources::Projection::Include(_) => ProjectionType::Include,
     }
 }
 
@@ -144,7 +145,15 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, spec: &Tabl
                 .index_name(index.name)
                 .key_schema(key(index.partition_key, KeyType::Hash)?)
                 .key_schema(key(index.sort_key, KeyType::Range)?)
-                .projection(Projection::builder().projection_type(projection(index.projection)).build())
+                .projection(
+                    Projection::builder()
+                        .projection_type(projection(index.projection))
+                        .set_non_key_attributes(
+                            Some(index.projection.non_key_attributes().iter().map(|a| (*a).to_owned()).collect())
+                                .filter(|attributes: &Vec<String>| !attributes.is_empty()),
+                        )
+                        .build(),
+                )
                 .build()?,
         );
     }

@@ -40,6 +40,10 @@ pub struct OpCount {
     pub requests: u64,
     pub body_bytes: u64,
     pub round_trip: Duration,
+    /// DynamoDB read and write request units, as the project's moto reckons them
+    /// (`tools/moto_server.py`, header `x-clinic-sms-capacity`); 0 for other services.
+    pub read_units: f64,
+    pub write_units: f64,
 }
 
 /// What the counter saw between a reset and a snapshot.
@@ -107,17 +111,55 @@ impl Intercept for RequestCounter {
 
     fn read_after_transmit(
         &self,
-        _context: &BeforeDeserializationInterceptorContextRef<'_>,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        let (read, write) = context.response().headers().get(CAPACITY_HEADER).map_or((0.0, 0.0), capacity);
+        let key = op_key(cfg);
         self.with(|state| {
+            let count = state.counts.entry(key).or_default();
+            count.read_units += read;
+            count.write_units += write;
             if let Some((key, sent)) = state.in_flight.take() {
                 state.counts.entry(key).or_default().round_trip += sent.elapsed();
             }
         });
         Ok(())
     }
+}
+
+/// SDK clients for the services built from `aws`, each counting its requests in `counter`.
+pub fn counted_clients(aws: &aws_config::SdkConfig, counter: &RequestCounter) -> shared::services::AwsClients {
+    shared::services::AwsClients {
+        dynamo: aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(aws).interceptor(counter.clone()).build(),
+        ),
+        sqs: aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(aws).interceptor(counter.clone()).build(),
+        ),
+        events: aws_sdk_eventbridge::Client::from_conf(
+            aws_sdk_eventbridge::config::Builder::from(aws).interceptor(counter.clone()).build(),
+        ),
+        s3: aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(aws).force_path_style(true).interceptor(counter.clone()).build(),
+        ),
+    }
+}
+
+/// The header the project's moto adds to every DynamoDB answer: "read=<units>;write=<units>".
+const CAPACITY_HEADER: &str = "x-clinic-sms-capacity";
+
+fn capacity(header: &str) -> (f64, f64) {
+    let mut units = (0.0, 0.0);
+    for part in header.split(';') {
+        match part.split_once('=') {
+            Some(("read", v)) => units.0 = v.parse().unwrap_or(0.0),
+            Some(("write", v)) => units.1 = v.parse().unwrap_or(0.0),
+            _ => {}
+        }
+    }
+    units
 }
 
 /// Every operation's counts added up.
@@ -127,5 +169,7 @@ pub fn total(counts: &Counts) -> OpCount {
         requests: sum.requests + c.requests,
         body_bytes: sum.body_bytes + c.body_bytes,
         round_trip: sum.round_trip + c.round_trip,
+        read_units: sum.read_units + c.read_units,
+        write_units: sum.write_units + c.write_units,
     })
 }

@@ -75,7 +75,11 @@ pub struct Runner {
     tasks: Vec<JoinHandle<()>>,
     receives: ReceiveCounts,
     crashed: Arc<AtomicUsize>,
+    invocations: Invocations,
 }
+
+/// Sender invocations so far and the time they ran, added up (what Lambda bills).
+pub type Invocations = Arc<std::sync::Mutex<(usize, Duration)>>;
 
 /// The highest `ApproximateReceiveCount` seen for each job body, for tests of SQS churn.
 pub type ReceiveCounts = std::sync::Arc<std::sync::Mutex<HashMap<String, u32>>>;
@@ -104,7 +108,7 @@ impl Runner {
         if scheduler_ticks {
             tasks.push(tokio::spawn(every_minute(services.clone())));
         }
-        let mut runner = Self { tasks, receives, crashed };
+        let mut runner = Self { tasks, receives, crashed, invocations: Invocations::default() };
         runner.drain_mass_alerts(services.clone(), sqs.clone(), mass_alert_queue);
         runner.drain_lanes(services, sqs, concurrency, crashes);
         runner
@@ -122,6 +126,7 @@ impl Runner {
             receives: self.receives.clone(),
             crashes: None,
             crashed: self.crashed.clone(),
+            invocations: None,
         };
         let invocations = usize::try_from(MASS_ALERT_QUEUE.maximum_concurrency).unwrap_or(1);
         self.tasks.push(tokio::spawn(Arc::new(drain).run(invocations)));
@@ -150,6 +155,7 @@ impl Runner {
                 receives: self.receives.clone(),
                 crashes,
                 crashed: self.crashed.clone(),
+                invocations: Some(self.invocations.clone()),
             };
             self.tasks.push(tokio::spawn(Arc::new(lane).run(invocations)));
         }
@@ -157,6 +163,11 @@ impl Runner {
 
     pub fn receive_counts(&self) -> HashMap<String, u32> {
         self.receives.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// How many sender invocations ran so far, and for how long in all.
+    pub fn sender_invocations(&self) -> (usize, Duration) {
+        self.invocations.lock().map(|i| *i).unwrap_or_default()
     }
 
     /// How many sender invocations were cut short so far.
@@ -215,6 +226,8 @@ struct QueueDrain {
     receives: ReceiveCounts,
     crashes: Option<Crashes>,
     crashed: Arc<AtomicUsize>,
+    /// Where the sender's invocations are counted (`None` for the fan-out).
+    invocations: Option<Invocations>,
 }
 
 /// A received batch: the event for the sender and each record's receipt handle by message id.
@@ -311,6 +324,7 @@ impl QueueDrain {
             Function::MassAlertFanout => Box::pin(mass_alert_fanout::handle(&self.services, event)),
         };
         let cut_after = self.crashes.as_ref().and_then(Crashes::draw);
+        let started = std::time::Instant::now();
         let outcome = match cut_after {
             None => invocation.await,
             // Dropping the invocation stops its records' jobs wherever they are.
@@ -323,6 +337,10 @@ impl QueueDrain {
                 }
             },
         };
+        if let Some(Ok(mut invocations)) = self.invocations.as_ref().map(|i| i.lock()) {
+            invocations.0 += 1;
+            invocations.1 += started.elapsed();
+        }
         // As on Lambda: an error fails the whole batch, otherwise only the listed items stay.
         let failed: Vec<String> = match outcome {
             Ok(response) => response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(),

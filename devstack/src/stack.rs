@@ -13,6 +13,7 @@ use shared::services::{Services, Timing};
 use twilio_sim::{Account, AccountKind, SimConfig, Simulator};
 
 use crate::provision::{self, Resources};
+use crate::request_count::{RequestCounter, counted_clients};
 use crate::runner::{self, Crashes, Runner, SenderConcurrency};
 use crate::seed::{self, SeededClinic};
 
@@ -57,6 +58,9 @@ pub struct StackOptions {
     pub shares: shared::rate_limit::Shares,
     /// How long the API's links to mass alert reports work.
     pub report_link_valid_for: Duration,
+    /// Counts the AWS requests of the stack's own functions (API, webhooks, fan-out, and the
+    /// sender and scheduler unless a benchmark gives them clients of their own).
+    pub request_counter: Option<RequestCounter>,
 }
 
 impl StackOptions {
@@ -73,6 +77,7 @@ impl StackOptions {
             scheduler_ticks: false,
             shares: shared::rate_limit::Shares::default(),
             report_link_valid_for: AlertSettings::default().report_link_valid_for,
+            request_counter: None,
         }
     }
 }
@@ -139,6 +144,7 @@ impl Stack {
                 api_base: simulator.base_url(),
                 account_sid: account_sid.into(),
                 auth_token: auth_token.into(),
+                previous_auth_token: None,
             },
             public_base_url: base_url.parse()?,
             alerts: AlertSettings { report_link_valid_for: options.report_link_valid_for, ..AlertSettings::default() },
@@ -149,7 +155,12 @@ impl Stack {
             simulator.set_inbound_url(number, &inbound_url);
         }
         let timing = Timing::default().scaled(options.time_scale);
-        let mut services = Services::new(settings, &aws, options.clock.clone(), timing)?;
+        let mut services = match &options.request_counter {
+            Some(counter) => {
+                Services::from_clients(settings, counted_clients(&aws, counter), options.clock.clone(), timing)?
+            }
+            None => Services::new(settings, &aws, options.clock.clone(), timing)?,
+        };
         services.shares = options.shares;
         let demo = seed::clinic_with_connection(
             &services.clinics,
@@ -181,6 +192,11 @@ impl Stack {
     /// no sender invocations).
     pub fn drain_lanes(&mut self, services: Services, sqs: aws_sdk_sqs::Client, concurrency: SenderConcurrency) {
         self.runner.drain_lanes(services, sqs, concurrency, None);
+    }
+
+    /// How many sender invocations ran so far, and for how long in all.
+    pub fn sender_invocations(&self) -> (usize, Duration) {
+        self.runner.sender_invocations()
     }
 
     /// How many sender invocations the runner cut short so far.

@@ -52,6 +52,17 @@ pub struct TwilioSettings {
     pub api_base: Url,
     pub account_sid: String,
     pub auth_token: String,
+    /// While the auth token is being rotated: the one Twilio may still sign webhooks with until
+    /// the new one is promoted in its console (docs/operations.md). Never used to call Twilio.
+    pub previous_auth_token: Option<String>,
+}
+
+impl TwilioSettings {
+    /// The tokens a webhook's signature may be made with: the current one, and during a
+    /// rotation the previous one.
+    pub fn signing_tokens(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.auth_token.as_str()).chain(self.previous_auth_token.as_deref())
+    }
 }
 
 impl std::fmt::Debug for TwilioSettings {
@@ -60,6 +71,7 @@ impl std::fmt::Debug for TwilioSettings {
             .field("api_base", &self.api_base.as_str())
             .field("account_sid", &self.account_sid)
             .field("auth_token", &"<redacted>")
+            .field("previous_auth_token", &self.previous_auth_token.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -100,6 +112,10 @@ impl Settings {
                 })?,
                 account_sid: var("TWILIO_ACCOUNT_SID")?,
                 auth_token: var("TWILIO_AUTH_TOKEN")?,
+                // Empty, or the same as the current one, outside a rotation.
+                previous_auth_token: std::env::var("TWILIO_PREVIOUS_AUTH_TOKEN").ok().filter(|previous| {
+                    !previous.is_empty() && std::env::var("TWILIO_AUTH_TOKEN").ok().as_ref() != Some(previous)
+                }),
             },
             public_base_url: url_var("PUBLIC_BASE_URL")?,
             alerts: AlertSettings {

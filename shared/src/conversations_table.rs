@@ -333,8 +333,12 @@ impl ConversationsTable {
                 .exclusive_start_key("gsi1sk", AttributeValue::S(key));
         }
         let out = query.send().await.map_err(StoreError::from)?;
-        let items =
-            out.items.unwrap_or_default().into_iter().map(from_item).collect::<Result<Vec<Conversation>, _>>()?;
+        let entries = out.items.unwrap_or_default();
+        let items = crate::dynamo::items_behind(&self.client, &self.table, &entries)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<Vec<Conversation>, _>>()?;
         let next_cursor = out
             .last_evaluated_key
             .and_then(|key| key.get("gsi1sk").and_then(|v| v.as_s().ok()).cloned())

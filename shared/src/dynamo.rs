@@ -151,6 +151,30 @@ async fn batch_get_chunk(
     if wanted.is_empty() { Ok(found) } else { Err(StoreError::Unprocessed) }
 }
 
+/// The whole items behind index entries (from an index that projects less than `ALL`), in the
+/// entries' order. An item deleted since the index was read is left out.
+pub async fn items_behind(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    entries: &[Item],
+) -> Result<Vec<Item>, StoreError> {
+    let key_of = |item: &Item| -> Option<(String, String)> {
+        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        Some((text("pk")?, text("sk")?))
+    };
+    let keys: Vec<(String, String)> = entries.iter().filter_map(key_of).collect();
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let wanted = keys.iter().map(|(pk, sk)| key(pk.as_str(), sk.as_str())).collect();
+    let mut found: HashMap<(String, String), Item> = batch_get(client, table, wanted, false)
+        .await?
+        .into_iter()
+        .filter_map(|item| Some((key_of(&item)?, item)))
+        .collect();
+    Ok(keys.iter().filter_map(|k| found.remove(k)).collect())
+}
+
 /// The key of an item in a table keyed `pk`/`sk`.
 pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])

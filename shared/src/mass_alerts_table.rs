@@ -138,8 +138,12 @@ impl MassAlertsTable {
                 .exclusive_start_key("gsi1sk", s(format!("ALERT#{id}")));
         }
         let out = query.send().await?;
-        let items: Vec<MassAlert> =
-            out.items.unwrap_or_default().into_iter().map(from_item).collect::<Result<_, _>>()?;
+        let entries = out.items.unwrap_or_default();
+        let items: Vec<MassAlert> = crate::dynamo::items_behind(&self.client, &self.messages, &entries)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<_, _>>()?;
         let next_cursor = out.last_evaluated_key.and(items.last().map(|a| a.id.to_string()));
         Ok(Page { items, next_cursor })
     }
@@ -156,11 +160,13 @@ impl MassAlertsTable {
             .into_paginator()
             .items()
             .send();
-        let mut open = Vec::new();
-        while let Some(item) = pages.try_next().await? {
-            open.push(from_item(item)?);
+        let mut entries = Vec::new();
+        while let Some(entry) = pages.try_next().await? {
+            entries.push(entry);
         }
-        Ok(open)
+        // Keys only: the alerts themselves are read from the table.
+        let items = crate::dynamo::items_behind(&self.client, &self.messages, &entries).await?;
+        items.into_iter().map(from_item).collect()
     }
 
     /// Marks the alert completed, with its final counts and report, if it is still sending.

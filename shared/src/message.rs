@@ -148,7 +148,7 @@ pub struct Message {
     pub id: MessageId,
     pub clinic_id: ClinicId,
     /// Absent only on a did-not-trigger entry for a contact with no usable number.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<E164>,
     pub body: MessageBody,
     pub connection_id: ConnectionId,
@@ -159,43 +159,43 @@ pub struct Message {
     /// 0 until the first send; each claim for sending starts a new attempt.
     pub attempt: u32,
     /// The Twilio SID of the current attempt.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub twilio_sid: Option<String>,
     /// While `sending`: until when the claiming sender owns the attempt.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_until: Option<DateTime<Utc>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_by: Option<UserId>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub appointment: Option<AppointmentRef>,
     /// For a reminder that failed for lack of credit: when it is tried again.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credit_retry_at: Option<DateTime<Utc>>,
     /// The second reserved for this message on its connection's rate limit, while it waits for it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_slot: Option<DateTime<Utc>>,
     /// While `deferred`: when quiet hours end and it goes.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deferred_until: Option<DateTime<Utc>>,
     /// Times Twilio was asked for the status since it last changed, because no callback came.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub status_checks: u32,
     #[serde(default)]
     pub direction: Direction,
     /// For a received text: the patient's number (`to` is then the clinic's number).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<E164>,
     /// The contact the text was sent to or came from, when the number is a known contact's.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact_id: Option<String>,
     /// The conversation the text belongs to, if any.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversation_id: Option<String>,
     /// For a text scheduled for later: when it goes (it waits as `scheduled` until then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -210,6 +210,10 @@ pub struct Message {
     /// For a mass alert's text (or its not-sent row): the alert, and what it has counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mass_alert: Option<crate::mass_alert::AlertLink>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Who took a message out of the clinic's views, and when.

@@ -116,12 +116,13 @@ impl MessagesTable {
             .expression_attribute_values(":kind", s(kind))
             // `~` sorts after every id character: everything due at `now` itself is included.
             .expression_attribute_values(":now", s(format!("{}#~", index_instant(now))))
-            .projection_expression("id")
             .into_paginator()
             .items()
             .send();
         while let Some(item) = pages.try_next().await? {
-            if let Some(id) = item.get("id").and_then(|v| v.as_s().ok()).and_then(|v| v.parse().ok()) {
+            // Keys only: the id is the one in the table key.
+            let id = item.get("pk").and_then(|v| v.as_s().ok()).and_then(|pk| pk.strip_prefix("MSG#"));
+            if let Some(id) = id.and_then(|id| id.parse().ok()) {
                 due.push(id);
             }
         }
@@ -143,13 +144,12 @@ impl MessagesTable {
             .key_condition_expression("gsi1pk = :clinic AND begins_with(gsi1sk, :msg)")
             .expression_attribute_values(":clinic", s(format!("CLINIC#{clinic}")))
             .expression_attribute_values(":msg", s("MSG#"))
-            .projection_expression("connection_id, #status, direction, twilio_sid, updated_at")
-            .expression_attribute_names("#status", "status")
             .scan_index_forward(false)
             .limit(limit)
             .send()
             .await?;
-        out.items.unwrap_or_default().into_iter().map(from_item).collect()
+        let entries = out.items.unwrap_or_default();
+        crate::dynamo::items_behind(&self.client, &self.table, &entries).await?.into_iter().map(from_item).collect()
     }
 
     /// A clinic's messages created from `from` to `to` (inclusive), oldest first, at most `limit`.
@@ -173,14 +173,15 @@ impl MessagesTable {
             .into_paginator()
             .items()
             .send();
-        let mut messages = Vec::new();
-        while let Some(item) = pages.try_next().await? {
-            messages.push(from_item(item)?);
-            if messages.len() >= limit {
+        let mut entries = Vec::new();
+        while let Some(entry) = pages.try_next().await? {
+            entries.push(entry);
+            if entries.len() >= limit {
                 break;
             }
         }
-        Ok(messages)
+        let items = crate::dynamo::items_behind(&self.client, &self.table, &entries).await?;
+        items.into_iter().map(from_item).collect()
     }
 
     /// The clinic's message with a caller-given id; a malformed id, an unknown one and another

@@ -79,7 +79,8 @@ async fn all_messages(t: &TestStack) -> Vec<Message> {
             .send()
             .await
             .expect("query");
-        let items = out.items.unwrap_or_default();
+        let table = &t.stack.resources.tables.messages;
+        let items = shared::dynamo::items_behind(&dynamo, table, &out.items.unwrap_or_default()).await.expect("items");
         messages.extend(items.into_iter().map(|i| serde_dynamo::from_item::<_, Message>(i).expect("a message")));
         start = out.last_evaluated_key;
         if start.is_none() {

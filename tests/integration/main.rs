@@ -14,6 +14,7 @@ mod flow;
 mod inbound;
 mod keywords;
 mod lanes;
+mod log_privacy;
 mod mailbox_actions;
 mod mailbox_views;
 mod mass_alerts;

@@ -20,16 +20,16 @@ use shared::sending;
 
 use crate::support::TestStack;
 
-fn at(rfc3339: &str) -> DateTime<Utc> {
+pub(crate) fn at(rfc3339: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(rfc3339).expect("a valid time").to_utc()
 }
 
 /// 09:00 in New York on 10 June 2026.
-fn nine_am() -> DateTime<Utc> {
+pub(crate) fn nine_am() -> DateTime<Utc> {
     at("2026-06-10T13:00:00Z")
 }
 
-async fn stack(pollers: usize) -> TestStack {
+pub(crate) async fn stack(pollers: usize) -> TestStack {
     TestStack::start_custom(|o| {
         o.clock = Clock::manual(nine_am());
         o.sender_concurrency = SenderConcurrency::PerLane(pollers);
@@ -37,7 +37,7 @@ async fn stack(pollers: usize) -> TestStack {
     .await
 }
 
-async fn call(t: &TestStack, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+pub(crate) async fn call(t: &TestStack, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
     let mut request = t.http.request(method, t.url(path)).bearer_auth(t.key());
     if let Some(body) = body {
         request = request.json(&body);
@@ -46,21 +46,21 @@ async fn call(t: &TestStack, method: reqwest::Method, path: &str, body: Option<V
     (status, value)
 }
 
-async fn create(t: &TestStack, path: &str, body: Value) -> String {
+pub(crate) async fn create(t: &TestStack, path: &str, body: Value) -> String {
     let (status, value) = call(t, reqwest::Method::POST, path, Some(body.clone())).await;
     assert_eq!(status, 201, "POST {path} {body} → {value}");
     value["id"].as_str().expect("an id").to_owned()
 }
 
 /// A clinic set up the way the seeds describe, returning the ids tests refer to.
-struct Setup {
-    business: String,
-    business_off: String,
-    with_template: String,
-    without_template: String,
+pub(crate) struct Setup {
+    pub(crate) business: String,
+    pub(crate) business_off: String,
+    pub(crate) with_template: String,
+    pub(crate) without_template: String,
 }
 
-async fn setup(t: &TestStack) -> Setup {
+pub(crate) async fn setup(t: &TestStack) -> Setup {
     let template = create(
         t,
         "/v1/templates",
@@ -81,7 +81,7 @@ async fn setup(t: &TestStack) -> Setup {
     }
 }
 
-async fn contact(t: &TestStack, first: &str, phones: Value, preference: Option<&str>) -> String {
+pub(crate) async fn contact(t: &TestStack, first: &str, phones: Value, preference: Option<&str>) -> String {
     let mut body = json!({"first_name": first, "last_name": "Client", "phones": phones});
     if let Some(p) = preference {
         body["reminder_preference"] = json!(p);
@@ -89,16 +89,23 @@ async fn contact(t: &TestStack, first: &str, phones: Value, preference: Option<&
     create(t, "/v1/contacts", body).await
 }
 
-fn mobile(number: &str) -> Value {
+pub(crate) fn mobile(number: &str) -> Value {
     json!([{"kind": "mobile", "number": number}])
 }
 
-async fn appointment(t: &TestStack, contact: &str, business: &str, kind: &str, start: &str, status: &str) -> String {
+pub(crate) async fn appointment(
+    t: &TestStack,
+    contact: &str,
+    business: &str,
+    kind: &str,
+    start: &str,
+    status: &str,
+) -> String {
     let body = json!({"contact_id": contact, "business_id": business, "type_id": kind, "patient_names": ["Max"], "start": start, "status": status});
     create(t, "/v1/appointments", body).await
 }
 
-async fn tick(t: &TestStack, now: DateTime<Utc>) -> TickReport {
+pub(crate) async fn tick(t: &TestStack, now: DateTime<Utc>) -> TickReport {
     t.stack.services.clock.set(now);
     reminder_run::tick(&t.stack.services, now).await.expect("tick runs")
 }
@@ -115,7 +122,9 @@ async fn all_messages(t: &TestStack) -> Vec<Message> {
         .send()
         .await
         .expect("query");
-    out.items.unwrap_or_default().into_iter().map(|i| serde_dynamo::from_item(i).expect("a message")).collect()
+    let table = &t.stack.resources.tables.messages;
+    let items = shared::dynamo::items_behind(&dynamo, table, &out.items.unwrap_or_default()).await.expect("items");
+    items.into_iter().map(|i| serde_dynamo::from_item(i).expect("a message")).collect()
 }
 
 /// Every message of the demo clinic, keyed by the appointment it is about.

@@ -201,11 +201,13 @@ impl TestStack {
             .into_paginator()
             .items()
             .send();
-        let mut found = Vec::new();
-        while let Some(item) = pages.try_next().await.expect("query works") {
-            found.push(serde_dynamo::from_item(item).expect("a message"));
+        let mut entries = Vec::new();
+        while let Some(entry) = pages.try_next().await.expect("query works") {
+            entries.push(entry);
         }
-        found
+        let table = &self.stack.resources.tables.messages;
+        let items = shared::dynamo::items_behind(&dynamo, table, &entries).await.expect("items");
+        items.into_iter().map(|item| serde_dynamo::from_item(item).expect("a message")).collect()
     }
 }
 

@@ -340,7 +340,20 @@ async fn the_documented_status_callback_vector_verifies_against_the_configured_u
     let other_base = deployed(&t, "https://example.org", "12345");
     assert_eq!(post_to_router(other_base, "example.com", "/twilio/status", body.clone(), vector).await, 403);
     let other_token = deployed(&t, "https://example.com", "54321");
-    assert_eq!(post_to_router(other_token, "example.com", "/twilio/status", body, vector).await, 403);
+    assert_eq!(post_to_router(other_token, "example.com", "/twilio/status", body.clone(), vector).await, 403);
+
+    // During a token rotation Twilio still signs with the old token until the new one is
+    // promoted: the previous token verifies too, and only while it is configured.
+    let mut rotating = deployed(&t, "https://example.com", "54321");
+    let mut settings = (*rotating.settings).clone();
+    settings.twilio.previous_auth_token = Some("12345".into());
+    rotating = Services::new(settings, &t.stack.aws, rotating.clock.clone(), rotating.timing).expect("services");
+    assert_eq!(post_to_router(rotating, "example.com", "/twilio/status", body.clone(), vector).await, 200);
+    let mut unrelated = (*deployed(&t, "https://example.com", "54321").settings).clone();
+    unrelated.twilio.previous_auth_token = Some("99999".into());
+    let unrelated = Services::new(unrelated, &t.stack.aws, t.stack.services.clock.clone(), t.stack.services.timing)
+        .expect("services");
+    assert_eq!(post_to_router(unrelated, "example.com", "/twilio/status", body, vector).await, 403);
 }
 
 #[tokio::test]

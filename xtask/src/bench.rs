@@ -43,18 +43,32 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("reminders") => reminders(Options::parse(&args[1..])?),
         _ => {
-            eprintln!("{USAGE}\n  or: {}", crate::bench_sending::USAGE);
+            eprintln!(
+                "{USAGE}\n  or: {}\n  or: {}\n  or: {}",
+                crate::bench_sending::USAGE,
+                crate::bench_cost::USAGE,
+                crate::bench_load::USAGE
+            );
             std::process::exit(2)
         }
     }
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Options {
-    appointments: usize,
-    businesses: usize,
-    contacts: usize,
+pub(crate) struct Options {
+    pub(crate) appointments: usize,
+    pub(crate) businesses: usize,
+    pub(crate) contacts: usize,
 }
+
+/// Where the seeded clinic is: its businesses' time zone and its Twilio number.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Place<'a> {
+    pub(crate) time_zone: &'a str,
+    pub(crate) sender: &'a str,
+}
+
+const NEW_YORK: Place<'static> = Place { time_zone: "America/New_York", sender: DEMO_SENDER };
 
 impl Options {
     fn parse(args: &[String]) -> anyhow::Result<Self> {
@@ -114,6 +128,7 @@ async fn reminders(options: Options) -> anyhow::Result<()> {
             api_base: "http://127.0.0.1:9".parse()?,
             account_sid: LIVE_ACCOUNT_SID.into(),
             auth_token: LIVE_AUTH_TOKEN.into(),
+            previous_auth_token: None,
         },
         public_base_url: "http://127.0.0.1:3000".parse()?,
         alerts: shared::config::AlertSettings::default(),
@@ -121,7 +136,7 @@ async fn reminders(options: Options) -> anyhow::Result<()> {
 
     // 10:00 in New York on 10 June 2026 (EDT): the window opens; reminders are for 11 June.
     let window = ReminderWindow::new(hm(10, 0)?, hm(11, 0)?, 1)?;
-    let probe = business("probe", &ClinicId::new("x"), window, DateTime::<Utc>::MIN_UTC);
+    let probe = business("probe", &ClinicId::new("x"), NEW_YORK, window, DateTime::<Utc>::MIN_UTC);
     let tz = probe.tz();
     let day = NaiveDate::from_ymd_opt(2026, 6, 10).context("a valid date")?;
     let tick_time = window.opening_on(tz, day);
@@ -136,7 +151,7 @@ async fn reminders(options: Options) -> anyhow::Result<()> {
     let infra = started.elapsed();
 
     let seeding = Instant::now();
-    let clinic_id = seed(&services, options, window, opened_at, target_date).await?;
+    let clinic_id = seed(&services, options, NEW_YORK, window, opened_at, target_date).await?;
     let seed_time = seeding.elapsed();
     let setup_requests = total(&counter.snapshot().counts).requests;
     println!(
@@ -186,12 +201,18 @@ fn hm(hour: u32, minute: u32) -> anyhow::Result<NaiveTime> {
     NaiveTime::from_hms_opt(hour, minute, 0).context("a valid time")
 }
 
-fn business(id: &str, clinic_id: &ClinicId, window: ReminderWindow, next_window_opening: DateTime<Utc>) -> Business {
+pub(crate) fn business(
+    id: &str,
+    clinic_id: &ClinicId,
+    place: Place<'_>,
+    window: ReminderWindow,
+    next_window_opening: DateTime<Utc>,
+) -> Business {
     Business {
         id: id.to_owned(),
         clinic_id: clinic_id.clone(),
         name: format!("Branch {id}"),
-        time_zone: "America/New_York".into(),
+        time_zone: place.time_zone.into(),
         phone: Some("+12125550100".into()),
         reminders_enabled: true,
         window,
@@ -201,9 +222,10 @@ fn business(id: &str, clinic_id: &ClinicId, window: ReminderWindow, next_window_
 }
 
 /// One clinic, a template and a type using it, the businesses, contacts and appointments.
-async fn seed(
+pub(crate) async fn seed(
     services: &Services,
     options: Options,
+    place: Place<'_>,
     window: ReminderWindow,
     opened_at: DateTime<Utc>,
     target_date: NaiveDate,
@@ -213,8 +235,8 @@ async fn seed(
         id: "bench".into(),
         name: "Benchmark Veterinary Group".into(),
         default_country: "US".into(),
-        time_zone: "America/New_York".into(),
-        sender: DEMO_SENDER.into(),
+        time_zone: place.time_zone.into(),
+        sender: place.sender.into(),
         mps: 10,
         starting_credits: u64::try_from(options.appointments).unwrap_or(u64::MAX) * 2,
     };
@@ -235,9 +257,9 @@ async fn seed(
     };
     services.clinics.put_record(&kind).await?;
 
-    let tz = business("probe", &clinic_id, window, opened_at).tz();
+    let tz = business("probe", &clinic_id, place, window, opened_at).tz();
     let branches: Vec<Business> =
-        (0..options.businesses).map(|b| business(&format!("b{b:04}"), &clinic_id, window, opened_at)).collect();
+        (0..options.businesses).map(|b| business(&format!("b{b:04}"), &clinic_id, place, window, opened_at)).collect();
     put_all(branches.iter(), |b| services.clinics.put_record(b)).await.context("seeding businesses")?;
 
     let us: Option<Country> = "US".parse().ok();
@@ -385,7 +407,8 @@ async fn print_item_sizes(
         .send()
         .await?
         .items
-        .and_then(|items| items.into_iter().next());
+        .unwrap_or_default();
+    let message = shared::dynamo::items_behind(dynamo, &tables.messages, &message).await?.into_iter().next();
     let clinic_pk = format!("CLINIC#{clinic}");
     let samples = [
         ("message (put once per reminder)", message),
@@ -410,13 +433,13 @@ async fn get(dynamo: &aws_sdk_dynamodb::Client, table: &str, pk: &str, sk: &str)
     Ok(dynamo.get_item().table_name(table).key("pk", s(pk)).key("sk", s(sk)).send().await?.item)
 }
 
-fn item_size(item: &Item) -> usize {
+pub(crate) fn item_size(item: &Item) -> usize {
     item.iter().map(|(name, value)| name.len() + value_size(value)).sum()
 }
 
 /// Strings and binaries by length, numbers one byte per two significant digits plus one, lists
 /// and maps 3 bytes plus one per element (and the keys of a map).
-fn value_size(value: &AttributeValue) -> usize {
+pub(crate) fn value_size(value: &AttributeValue) -> usize {
     let number = |n: &str| n.chars().filter(char::is_ascii_digit).count().div_ceil(2) + 1;
     match value {
         AttributeValue::S(text) => text.len(),

@@ -6,6 +6,8 @@
 //!   unit and integration tests against a local moto server.
 
 mod bench;
+mod bench_cost;
+mod bench_load;
 mod bench_mass_alerts;
 mod bench_sending;
 mod check;
@@ -19,13 +21,15 @@ fn main() -> anyhow::Result<()> {
         "check" => check::run(),
         "create-clinic" => create_clinic::run(&args[1..]),
         "bench" if args.get(1).map(String::as_str) == Some("sending") => bench_sending::run(&args[2..]),
+        "bench" if args.get(1).map(String::as_str) == Some("cost") => bench_cost::run(&args[2..]),
+        "bench" if args.get(1).map(String::as_str) == Some("load") => bench_load::run(&args[2..]),
         "bench" if args.get(1).map(String::as_str) == Some("mass-alerts") => bench_mass_alerts::run(&args[2..]),
         "bench" => bench::run(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <up|check|create-clinic|bench>\n  up             run the whole system locally\n  \
                  check          run every check and test\n  create-clinic  (operator) create a clinic and its first admin key\n  \
-                 bench          benchmarks against a local moto server: `bench reminders` (one scheduler tick), `bench sending` (throughput and priority), `bench mass-alerts` (fan-out and drain)"
+                 bench          benchmarks against a local moto server: `bench reminders` (one scheduler tick), `bench sending` (throughput and priority), `bench mass-alerts` (fan-out and drain), `bench cost` (AWS cost per 1,000 reminders), `bench load` (the API at a fixed rate)"
             );
             std::process::exit(2)
         }

@@ -27,6 +27,7 @@ pub async fn run() -> anyhow::Result<()> {
         scheduler_ticks: true,
         shares: shared::rate_limit::Shares::default(),
         report_link_valid_for: shared::config::AlertSettings::default().report_link_valid_for,
+        request_counter: None,
     };
     let stack = Stack::start(&moto.endpoint, options).await?;
     let key = &stack.demo.api_key;

@@ -69,7 +69,9 @@ pub async fn verify(
     };
     let form: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
     let signature = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok());
-    let valid = signature.is_some_and(|sig| signature::verify(&services.settings.twilio.auth_token, &url, &form, sig));
+    let valid = signature.is_some_and(|sig| {
+        services.settings.twilio.signing_tokens().any(|token| signature::verify(token, &url, &form, sig))
+    });
     if !valid {
         warn!(route = uri.path(), signed = signature.is_some(), "webhook rejected: signature does not verify");
         metrics::webhook_signature_rejected(uri.path(), services.clock.now());
