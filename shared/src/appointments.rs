@@ -165,10 +165,12 @@ impl AppointmentsTable {
             .into_paginator()
             .items()
             .send();
-        while let Some(item) = pages.try_next().await? {
-            found.push(from_item(item)?);
+        while let Some(entry) = pages.try_next().await? {
+            found.push(entry);
         }
-        Ok(found)
+        // Both indexes hold keys only (`aws_resources::APPOINTMENTS_TABLE`).
+        let items = crate::dynamo::items_behind(&self.client, &self.table, &found).await?;
+        items.into_iter().map(from_item).collect()
     }
 
     /// Confirms a booked appointment of this clinic, if it still starts at `start`; `true` if it

@@ -8,6 +8,7 @@
 //! DynamoDB figure is units, not calls. Lambda, API Gateway and log volume are reckoned from the
 //! invocations the run made and the durations stated below. List prices are in [`Prices`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
@@ -63,8 +64,10 @@ impl Assumed {
     /// billed time is reckoned from the requests each function made, taken one after another
     /// (records of a batch run at once on AWS, so this overstates it).
     const AWS_ROUND_TRIP: Duration = Duration::from_millis(10);
-    /// Log bytes per invocation: Lambda's START/END/REPORT records in JSON and our own lines.
-    const LOG_BYTES_PER_INVOCATION: f64 = 1_500.0;
+    /// Lambda's own records per invocation: with `SystemLogLevel: WARN` (template.yaml) a
+    /// successful invocation writes none; this allows for the odd one that does (a timeout, an
+    /// init report) and for the JSON envelope of each of the functions' lines.
+    const PLATFORM_LOG_BYTES_PER_INVOCATION: u64 = 300;
     /// Callbacks per text: Twilio posts `sent` and `delivered`.
     const CALLBACKS_PER_TEXT: usize = 2;
 }
@@ -95,8 +98,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn cost(options: Options) -> anyhow::Result<()> {
+    // The functions' own log lines at the level they are deployed with (INFO), counted, not shown.
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "error".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info,devstack=off,twilio_sim=off,aws_config=off"))
+        .with_ansi(false)
+        .with_writer(|| LogBytes)
         .init();
     let n = options.reminders;
     println!("bench cost: {n} reminders end to end (moto and the Twilio simulator on 127.0.0.1)\n");
@@ -129,6 +135,7 @@ async fn cost(options: Options) -> anyhow::Result<()> {
     // 1. The scheduler's tick decides every appointment and queues its text.
     let tick = RequestCounter::default();
     let tick_services = counted(&stack, &tick)?;
+    LOGGED.store(0, Ordering::Relaxed);
     let started = Instant::now();
     let report = scheduler_tick(&tick_services, now).await?;
     let tick_time = started.elapsed();
@@ -145,6 +152,7 @@ async fn cost(options: Options) -> anyhow::Result<()> {
         stack.services.timing,
     )?;
     webhooks.reset();
+    let logged_by_tick = LOGGED.swap(0, Ordering::Relaxed);
     let draining = Instant::now();
     stack.drain_lanes(sender_services, event_source, SenderConcurrency::AsDeployed);
     ensure!(wait_for(&stack, n, Duration::from_secs(600), |_| true).await, "not every reminder reached the simulator");
@@ -154,6 +162,7 @@ async fn cost(options: Options) -> anyhow::Result<()> {
     let invocations = invocations.max(1);
     let sent = sender.snapshot();
     let called_back = webhooks.snapshot();
+    let logged = logged_by_tick + LOGGED.load(Ordering::Relaxed);
     let segments: usize = stack.simulator.messages().iter().map(|m| segments_of(&m.body)).sum();
 
     println!("tick {:.1} s; drained and called back in {:.1} s\n", tick_time.as_secs_f64(), drained.as_secs_f64());
@@ -185,6 +194,7 @@ async fn cost(options: Options) -> anyhow::Result<()> {
     // The event source's own receive and delete: one receive per invocation's batch and one
     // delete per batch (Lambda's pollers; the idle long polls are a fixed cost, below).
     let sqs_requests = requests_of("sqs") as f64 + 2.0 * invocations as f64;
+    let log_bytes = logged as f64 + lambda_invocations as f64 * Assumed::PLATFORM_LOG_BYTES_PER_INVOCATION as f64;
     let per_1000 = 1000.0 / n as f64;
     let lines = [
         (
@@ -231,8 +241,13 @@ async fn cost(options: Options) -> anyhow::Result<()> {
         ("S3", "none (reports are for mass alerts)".to_owned(), requests_of("s3") as f64 * 0.005 / 1000.0),
         (
             "CloudWatch Logs",
-            format!("{:.0} KB ingested", lambda_invocations as f64 * Assumed::LOG_BYTES_PER_INVOCATION / 1000.0),
-            lambda_invocations as f64 * Assumed::LOG_BYTES_PER_INVOCATION / 1e9 * Prices::LOG_GB,
+            format!(
+                "{:.0} KB ingested: the functions' own lines ({:.0} B a text here) and {} B of Lambda's per invocation",
+                log_bytes / 1000.0,
+                logged as f64 / n as f64,
+                Assumed::PLATFORM_LOG_BYTES_PER_INVOCATION
+            ),
+            log_bytes / 1e9 * Prices::LOG_GB,
         ),
     ];
     println!("per 1,000 texts (the run's figures × {per_1000:.2}):");
@@ -257,6 +272,23 @@ async fn cost(options: Options) -> anyhow::Result<()> {
     print_fixed(idle_started.elapsed(), &tick.snapshot());
     drop(moto);
     Ok(())
+}
+
+/// Bytes the functions logged since the counter was last taken.
+static LOGGED: AtomicU64 = AtomicU64::new(0);
+
+/// A log writer that only counts.
+struct LogBytes;
+
+impl std::io::Write for LogBytes {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        LOGGED.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A time zone where it is now between 10:00 and 11:00, and a reminder window there that
@@ -367,7 +399,7 @@ fn print_fixed(idle_tick: Duration, seen: &Seen) {
         + Assumed::MEMORY_GB * idle_tick.as_secs_f64() * Prices::LAMBDA_GB_SECOND
         + all.write_units * Prices::DYNAMO_WRITE_UNIT
         + all.read_units * Prices::DYNAMO_READ_UNIT
-        + Assumed::LOG_BYTES_PER_INVOCATION / 1e9 * Prices::LOG_GB;
+        + Assumed::PLATFORM_LOG_BYTES_PER_INVOCATION as f64 / 1e9 * Prices::LOG_GB;
     // Lambda keeps about five pollers per SQS event source, each long-polling 20 s at a time.
     let polls = 4.0 * 5.0 * (30.0 * 24.0 * 3600.0 / 20.0);
     println!("fixed, a month, whatever is sent:");
