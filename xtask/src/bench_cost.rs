@@ -395,8 +395,9 @@ fn print_function(name: &str, seen: &Seen, texts: usize) {
 fn print_fixed(idle_tick: Duration, seen: &Seen) {
     let ticks = 60.0 * 24.0 * 30.0;
     let all = total(&seen.counts);
+    let billed = Assumed::AWS_ROUND_TRIP * u32::try_from(all.requests).unwrap_or(u32::MAX);
     let per_tick = Prices::LAMBDA_REQUEST
-        + Assumed::MEMORY_GB * idle_tick.as_secs_f64() * Prices::LAMBDA_GB_SECOND
+        + Assumed::MEMORY_GB * billed.as_secs_f64() * Prices::LAMBDA_GB_SECOND
         + all.write_units * Prices::DYNAMO_WRITE_UNIT
         + all.read_units * Prices::DYNAMO_READ_UNIT
         + Assumed::PLATFORM_LOG_BYTES_PER_INVOCATION as f64 / 1e9 * Prices::LOG_GB;
@@ -404,7 +405,7 @@ fn print_fixed(idle_tick: Duration, seen: &Seen) {
     let polls = 4.0 * 5.0 * (30.0 * 24.0 * 3600.0 / 20.0);
     println!("fixed, a month, whatever is sent:");
     println!(
-        "  {ticks:.0} scheduler ticks   ${:>6.2}   an idle tick: {} requests, {:.1} RRU, {:.1} WRU, {:.0} ms here",
+        "  {ticks:.0} scheduler ticks   ${:>6.2}   an idle tick: {} requests, {:.1} RRU, {:.1} WRU ({:.0} ms on moto)",
         ticks * per_tick,
         all.requests,
         all.read_units,

@@ -16,19 +16,26 @@ use shared::ids::{ClinicId, ConnectionId};
 
 use crate::bench_sending::{percentile, wait_for};
 
-pub const USAGE: &str = "cargo xtask bench load [--rate 20] [--seconds 30]\n  \
+pub const USAGE: &str = "cargo xtask bench load [--rate 5] [--seconds 30] [--hold-sender]\n  \
                          load       POST /v1/messages at --rate a second for --seconds: latency p50/p99, answers by status, no 5xx";
 
 struct Options {
     rate: u32,
     seconds: u32,
+    /// Start the sender only once the load is over: the API alone on moto, whose DynamoDB
+    /// serves one request at a time and is otherwise shared with the sender and the callbacks.
+    hold_sender: bool,
 }
 
 impl Options {
     fn parse(args: &[String]) -> anyhow::Result<Self> {
-        let mut options = Self { rate: 20, seconds: 30 };
+        let mut options = Self { rate: 5, seconds: 30, hold_sender: false };
         let mut rest = args.iter();
         while let Some(flag) = rest.next() {
+            if flag == "--hold-sender" {
+                options.hold_sender = true;
+                continue;
+            }
             let value = rest.next().with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
             let number = || value.parse::<u32>().with_context(|| format!("{flag} {value:?} is not a number"));
             match flag.as_str() {
@@ -57,19 +64,23 @@ async fn load(options: Options) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "error".into()))
         .init();
-    let Options { rate, seconds } = options;
+    let Options { rate, seconds, hold_sender } = options;
     let total = usize::try_from(rate * seconds)?;
     println!(
         "bench load: POST /v1/messages, {rate} a second for {seconds} s ({total} requests), local runner on 127.0.0.1 \
-         ({} build)",
-        if cfg!(debug_assertions) { "debug" } else { "release" }
+         ({} build){}",
+        if cfg!(debug_assertions) { "debug" } else { "release" },
+        if hold_sender { "; the sender starts when the load ends" } else { "; the sender drains the lanes meanwhile" }
     );
     let moto = MotoServer::start().await?;
     let mut stack_options =
         StackOptions::for_tests(format!("bench-load-{}-{}", std::process::id(), Utc::now().timestamp_millis()));
     stack_options.time_scale = 1;
-    stack_options.sender_concurrency = SenderConcurrency::AsDeployed;
-    let stack = Stack::start(&moto.endpoint, stack_options).await?;
+    stack_options.sender_concurrency =
+        if hold_sender { SenderConcurrency::PerLane(0) } else { SenderConcurrency::AsDeployed };
+    let counter = devstack::request_count::RequestCounter::default();
+    stack_options.request_counter = Some(counter.clone());
+    let mut stack = Stack::start(&moto.endpoint, stack_options).await?;
     // The connection keeps up with the offered load, so the run measures the API, not pacing.
     let demo = ClinicId::new("demo");
     let main = ConnectionId::new("main");
@@ -78,6 +89,7 @@ async fn load(options: Options) -> anyhow::Result<()> {
     stack.services.clinics.put_connection(&connection).await?;
     stack.services.counters.add_credits(&demo, u64::try_from(total)? * 2).await?;
 
+    counter.reset();
     let http = reqwest::Client::new();
     let url = format!("{}/v1/messages", stack.base_url);
     let period = Duration::from_secs(1) / rate;
@@ -105,6 +117,7 @@ async fn load(options: Options) -> anyhow::Result<()> {
     }
     let offered_for = started.elapsed();
     let answers = requests.join_all().await;
+    let seen = counter.snapshot();
     let mut by_status: BTreeMap<u16, usize> = BTreeMap::new();
     let mut latencies = Vec::new();
     let mut transport = Vec::new();
@@ -119,6 +132,10 @@ async fn load(options: Options) -> anyhow::Result<()> {
     }
     latencies.sort_by(f64::total_cmp);
     let accepted = by_status.get(&202).copied().unwrap_or(0);
+    if hold_sender {
+        let sqs = aws_sdk_sqs::Client::new(&stack.aws);
+        stack.drain_lanes(stack.services.clone(), sqs, SenderConcurrency::AsDeployed);
+    }
     let arrived = wait_for(&stack, accepted, Duration::from_secs(300), |_| true).await;
     let server_errors: usize = by_status.iter().filter(|(s, _)| **s >= 500).map(|(_, n)| n).sum();
 
@@ -130,6 +147,10 @@ async fn load(options: Options) -> anyhow::Result<()> {
         percentile(&latencies, 99.0),
         latencies.last().copied().unwrap_or(f64::NAN)
     );
+    if hold_sender {
+        println!("  the API's own requests, per POST:");
+        crate::bench_sending::print_requests(&seen, total);
+    }
     println!(
         "  sent            {} of {accepted} accepted texts reached the simulator",
         if arrived { accepted.to_string() } else { "not all".to_owned() }
