@@ -1,5 +1,7 @@
 //! The project's Python tools (moto server, cfn-lint, SAM CLI) in `./.venv`, installed from
-//! `tools/requirements.txt` when missing or when the requirements changed.
+//! `tools/requirements.txt` when missing or when the requirements changed. `cargo xtask fuzz`
+//! keeps schemathesis apart in `./.venv-fuzz` (`tools/requirements-fuzz.txt`), so what CI
+//! installs does not grow with a tool only the fuzz run needs.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,34 +13,62 @@ pub fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
 }
 
+/// A virtualenv of pinned tools: its directory under the root and its requirements file.
+#[derive(Debug, Clone, Copy)]
+pub struct Venv {
+    pub dir: &'static str,
+    pub requirements: &'static str,
+    /// A tool the requirements install, whose absence means the venv is incomplete.
+    pub probe: &'static str,
+}
+
+/// moto server, cfn-lint and the SAM CLI: what the stack, the tests and CI use.
+pub const TOOLS: Venv = Venv { dir: ".venv", requirements: "tools/requirements.txt", probe: "moto_server" };
+/// schemathesis, for `cargo xtask fuzz` only.
+pub const FUZZ: Venv = Venv { dir: ".venv-fuzz", requirements: "tools/requirements-fuzz.txt", probe: "schemathesis" };
+
+impl Venv {
+    pub fn path(&self) -> PathBuf {
+        project_root().join(self.dir)
+    }
+
+    pub fn bin(&self, tool: &str) -> PathBuf {
+        self.path().join("bin").join(tool)
+    }
+
+    /// Creates the venv and installs the pinned tools unless the same requirements are installed.
+    pub fn ensure(&self) -> anyhow::Result<()> {
+        let requirements = project_root().join(self.requirements);
+        let wanted =
+            std::fs::read_to_string(&requirements).with_context(|| format!("reading {}", requirements.display()))?;
+        let stamp = self.path().join(".installed-requirements");
+        if std::fs::read_to_string(&stamp).is_ok_and(|installed| installed == wanted) && self.bin(self.probe).exists() {
+            return Ok(());
+        }
+        if !self.bin("python").exists() {
+            eprintln!("creating {} ...", self.path().display());
+            run(Command::new("python3").args(["-m", "venv"]).arg(self.path()))?;
+        }
+        eprintln!("installing the pinned tools from {} (about a minute the first time) ...", self.requirements);
+        run(Command::new(self.bin("python"))
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(&requirements))?;
+        std::fs::write(&stamp, wanted).context("writing the venv's stamp")?;
+        Ok(())
+    }
+}
+
 pub fn venv_dir() -> PathBuf {
-    project_root().join(".venv")
+    TOOLS.path()
 }
 
 pub fn venv_bin(tool: &str) -> PathBuf {
-    venv_dir().join("bin").join(tool)
+    TOOLS.bin(tool)
 }
 
-/// Creates the venv and installs the pinned tools unless the same requirements are installed.
+/// Creates `./.venv` and installs the pinned tools unless the same requirements are installed.
 pub fn ensure_venv() -> anyhow::Result<()> {
-    let root = project_root();
-    let requirements = root.join("tools/requirements.txt");
-    let wanted =
-        std::fs::read_to_string(&requirements).with_context(|| format!("reading {}", requirements.display()))?;
-    let stamp = venv_dir().join(".installed-requirements");
-    if std::fs::read_to_string(&stamp).is_ok_and(|installed| installed == wanted) && venv_bin("moto_server").exists() {
-        return Ok(());
-    }
-    if !venv_bin("python").exists() {
-        eprintln!("creating {} ...", venv_dir().display());
-        run(Command::new("python3").args(["-m", "venv"]).arg(venv_dir()))?;
-    }
-    eprintln!("installing the pinned tools from tools/requirements.txt (about a minute the first time) ...");
-    run(Command::new(venv_bin("python"))
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
-        .arg(&requirements))?;
-    std::fs::write(&stamp, wanted).context("writing the venv's stamp")?;
-    Ok(())
+    TOOLS.ensure()
 }
 
 fn run(command: &mut Command) -> anyhow::Result<()> {

@@ -25,4 +25,5 @@ mod sender_claims;
 mod sending;
 mod status_checks;
 mod support;
+mod webhook_bodies;
 mod webhooks;

@@ -289,11 +289,20 @@ async fn the_same_callbacks_arriving_at_once_are_each_recorded_once() {
 
 /// The services of `t` as deployed behind `public_base_url`, signing with `auth_token`.
 fn deployed(t: &TestStack, public_base_url: &str, auth_token: &str) -> Services {
+    deployed_for(t, public_base_url, auth_token, &t.stack.services.settings.twilio.account_sid)
+}
+
+/// The same, for the Twilio account `account_sid`.
+fn deployed_for(t: &TestStack, public_base_url: &str, auth_token: &str, account_sid: &str) -> Services {
     let services = &t.stack.services;
     Services::new(
         Settings {
             public_base_url: public_base_url.parse().expect("a URL"),
-            twilio: TwilioSettings { auth_token: auth_token.into(), ..services.settings.twilio.clone() },
+            twilio: TwilioSettings {
+                auth_token: auth_token.into(),
+                account_sid: account_sid.into(),
+                ..services.settings.twilio.clone()
+            },
             ..(*services.settings).clone()
         },
         &t.stack.aws,
@@ -334,26 +343,30 @@ async fn the_documented_status_callback_vector_verifies_against_the_configured_u
     let vector = "FoIsk/Nzr58xdafJ/XqhT23bkCQ=";
     // Whatever host or scheme the request arrived with, the configured URL is what counts.
     for host in ["example.com", "attacker.example", "internal-alb.local:8080"] {
-        let services = deployed(&t, "https://example.com", "12345");
+        let services = deployed_for(&t, "https://example.com", "12345", &account);
         assert_eq!(post_to_router(services, host, "/twilio/status", body.clone(), vector).await, 200, "{host}");
     }
-    let other_base = deployed(&t, "https://example.org", "12345");
+    let other_base = deployed_for(&t, "https://example.org", "12345", &account);
     assert_eq!(post_to_router(other_base, "example.com", "/twilio/status", body.clone(), vector).await, 403);
-    let other_token = deployed(&t, "https://example.com", "54321");
+    let other_token = deployed_for(&t, "https://example.com", "54321", &account);
     assert_eq!(post_to_router(other_token, "example.com", "/twilio/status", body.clone(), vector).await, 403);
+    // Signed with our token but for another account: no request of Twilio's for ours.
+    let other_account = deployed(&t, "https://example.com", "12345");
+    assert_eq!(post_to_router(other_account, "example.com", "/twilio/status", body.clone(), vector).await, 403);
 
     // During a token rotation Twilio still signs with the old token until the new one is
     // promoted: the previous token verifies too, and only while it is configured.
-    let mut rotating = deployed(&t, "https://example.com", "54321");
-    let mut settings = (*rotating.settings).clone();
-    settings.twilio.previous_auth_token = Some("12345".into());
-    rotating = Services::new(settings, &t.stack.aws, rotating.clock.clone(), rotating.timing).expect("services");
-    assert_eq!(post_to_router(rotating, "example.com", "/twilio/status", body.clone(), vector).await, 200);
-    let mut unrelated = (*deployed(&t, "https://example.com", "54321").settings).clone();
-    unrelated.twilio.previous_auth_token = Some("99999".into());
-    let unrelated = Services::new(unrelated, &t.stack.aws, t.stack.services.clock.clone(), t.stack.services.timing)
-        .expect("services");
-    assert_eq!(post_to_router(unrelated, "example.com", "/twilio/status", body, vector).await, 403);
+    let rotating_with = |previous: &str| {
+        let mut settings = (*deployed_for(&t, "https://example.com", "54321", &account).settings).clone();
+        settings.twilio.previous_auth_token = Some(previous.into());
+        Services::new(settings, &t.stack.aws, t.stack.services.clock.clone(), t.stack.services.timing)
+            .expect("services")
+    };
+    assert_eq!(
+        post_to_router(rotating_with("12345"), "example.com", "/twilio/status", body.clone(), vector).await,
+        200
+    );
+    assert_eq!(post_to_router(rotating_with("99999"), "example.com", "/twilio/status", body, vector).await, 403);
 }
 
 #[tokio::test]

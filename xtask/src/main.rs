@@ -4,6 +4,7 @@
 //!   webhooks on port 3000, the send lanes drained), with a demo clinic and its admin key.
 //! - `cargo xtask check`: every check CI runs: formatting, clippy, the template linters, and all
 //!   unit and integration tests against a local moto server.
+//! - `cargo xtask fuzz`: schemathesis against the local API's `/openapi.json`.
 
 mod bench;
 mod bench_cost;
@@ -12,6 +13,7 @@ mod bench_mass_alerts;
 mod bench_sending;
 mod check;
 mod create_clinic;
+mod fuzz;
 mod up;
 
 fn main() -> anyhow::Result<()> {
@@ -20,6 +22,7 @@ fn main() -> anyhow::Result<()> {
         "up" => up::run(),
         "check" => check::run(),
         "create-clinic" => create_clinic::run(&args[1..]),
+        "fuzz" => fuzz::run(&args[1..]),
         "bench" if args.get(1).map(String::as_str) == Some("sending") => bench_sending::run(&args[2..]),
         "bench" if args.get(1).map(String::as_str) == Some("cost") => bench_cost::run(&args[2..]),
         "bench" if args.get(1).map(String::as_str) == Some("load") => bench_load::run(&args[2..]),
@@ -27,8 +30,9 @@ fn main() -> anyhow::Result<()> {
         "bench" => bench::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <up|check|create-clinic|bench>\n  up             run the whole system locally\n  \
-                 check          run every check and test\n  create-clinic  (operator) create a clinic and its first admin key\n  \
+                "usage: cargo xtask <up|check|fuzz|create-clinic|bench>\n  up             run the whole system locally\n  \
+                 check          run every check and test\n  \
+                 fuzz           schemathesis against the local API's /openapi.json\n  create-clinic  (operator) create a clinic and its first admin key\n  \
                  bench          benchmarks against a local moto server: `bench reminders` (one scheduler tick), `bench sending` (throughput and priority), `bench mass-alerts` (fan-out and drain), `bench cost` (AWS cost per 1,000 reminders), `bench load` (the API at a fixed rate)"
             );
             std::process::exit(2)

@@ -245,7 +245,9 @@ impl Resource for AppointmentType {
 pub struct UserInput {
     name: String,
     role: Role,
+    /// Any `u32`: utoipa says `int32` for one, whose range ends at 2^31 - 1.
     #[serde(default)]
+    #[schema(format = Int64, maximum = 4294967295.0)]
     daily_allowance: Option<u32>,
 }
 

@@ -142,13 +142,16 @@ pub fn openapi(endpoints: &[Endpoint]) -> OpenApi {
                 )
                 .build()
         };
-        let success = ResponseBuilder::new()
-            .description(format!("{} succeeded.", endpoint.summary))
-            .content(
+        let success = ResponseBuilder::new().description(format!("{} succeeded.", endpoint.summary));
+        // A 204 has no body (RFC 9110), so it is described without content.
+        let success = match endpoint.success {
+            204 => success,
+            _ => success.content(
                 "application/json",
                 ContentBuilder::new().schema(Some(Schema::Object(Object::with_type(Type::Object)))).build(),
-            )
-            .build();
+            ),
+        }
+        .build();
         let mut responses = ResponsesBuilder::new().response(endpoint.success.to_string(), success);
         for status in ["400", "404", "409", "422"] {
             responses = responses.response(status, problem());
@@ -216,4 +219,46 @@ fn operation_id(endpoint: &Endpoint) -> String {
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
     format!("{}_{}", endpoint.method_name().to_ascii_lowercase(), path.trim_matches('_').replace("__", "_"))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    fn description() -> Value {
+        let json = super::openapi(&crate::table()).to_json().expect("serializes");
+        serde_json::from_str(&json).expect("JSON")
+    }
+
+    /// Found by `cargo xtask fuzz`: the deletes answered an empty 204 that was described as JSON.
+    #[test]
+    fn a_204_is_described_without_a_body() {
+        let doc = description();
+        let mut no_content = 0;
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("operations") {
+                if let Some(answer) = operation["responses"].get("204") {
+                    assert!(answer.get("content").is_none(), "{method} {path}: {answer}");
+                    no_content += 1;
+                }
+            }
+        }
+        assert!(no_content > 0, "the deletes answer 204");
+    }
+
+    /// Found by `cargo xtask fuzz`: a daily allowance of 2^31 was accepted (it is a `u32`) while
+    /// the description said `int32`, whose largest value is 2^31 - 1.
+    #[test]
+    fn unsigned_integers_are_described_with_their_whole_range() {
+        let doc = description();
+        let schemas = &doc["components"]["schemas"];
+        let allowance = &schemas["UserInput"]["properties"]["daily_allowance"];
+        assert_eq!(
+            (&allowance["format"], &allowance["maximum"]),
+            (&"int64".into(), &4294967295_u64.into()),
+            "{allowance}"
+        );
+        let threshold = &schemas["SettingsInput"]["properties"]["low_credit_threshold"];
+        assert_eq!(threshold["format"], "uint64", "{threshold}");
+    }
 }

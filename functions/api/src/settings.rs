@@ -71,7 +71,9 @@ pub struct SettingsInput {
     two_way_texting: bool,
     #[serde(default)]
     send_mode: SendMode,
+    /// Any `u64`: utoipa says `int64` for one, whose range ends at 2^63 - 1.
     #[serde(default)]
+    #[schema(format = "uint64")]
     low_credit_threshold: u64,
     #[serde(default)]
     allowances_enabled: bool,

@@ -1,6 +1,6 @@
 //! Twilio's webhooks. Every request's `X-Twilio-Signature` is checked against the URL Twilio was
 //! given (our configured public base URL, the route and the query string exactly as received)
-//! before anything in it is read.
+//! before anything in it is read, and a body larger than any Twilio sends is refused unread.
 
 mod api_gateway_stage;
 mod inbound;
@@ -10,6 +10,7 @@ pub use api_gateway_stage::{OnApiGateway, on_api_gateway, without_stage};
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -19,10 +20,16 @@ use shared::twilio::signature;
 use shared::webhook_rejections::{self, WebhookRoute};
 use tracing::warn;
 
+/// The largest webhook body read. Twilio's are a few kB (an inbound text's body is at most 1,600
+/// characters, plus up to ten media URLs); anything larger is answered 413 before it is buffered
+/// or its signature computed.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
 pub fn router(services: Services) -> Router {
     Router::new()
         .route("/twilio/status", post(status::callback))
         .route("/twilio/inbound", post(inbound::text))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(services)
 }
 
@@ -42,17 +49,28 @@ impl Verified {
     }
 }
 
-/// A request whose signature did not verify: answered 403, nothing read or stored.
+/// A request refused before its fields are read: answered 403, nothing stored.
 #[derive(Debug)]
-pub struct SignatureRejected;
+pub enum Rejected {
+    /// The signature did not verify (counted for the connection health).
+    Signature,
+    /// Signed with our token, yet naming another Twilio account: Twilio signs each webhook with
+    /// the token of the account it is for, so this is no request of Twilio's for our account
+    /// (or the deployment's account SID and token do not belong together).
+    OtherAccount,
+}
 
-impl IntoResponse for SignatureRejected {
+impl IntoResponse for Rejected {
     fn into_response(self) -> Response {
-        (StatusCode::FORBIDDEN, "signature does not verify").into_response()
+        let why = match self {
+            Self::Signature => "signature does not verify",
+            Self::OtherAccount => "AccountSid is not this deployment's Twilio account",
+        };
+        (StatusCode::FORBIDDEN, why).into_response()
     }
 }
 
-/// Checks the signature of a form-encoded webhook. The URL is rebuilt from the configured public
+/// Checks the signature of a form-encoded webhook, then that it is for our Twilio account. The URL is rebuilt from the configured public
 /// base URL and the route (never from `Host` or the scheme the request arrived with), with the
 /// query string byte for byte as received. A rejection is counted under the route it matched:
 /// as an EMF metric line, and in the counters table for the connection health (one `ADD`).
@@ -62,7 +80,7 @@ pub async fn verify(
     uri: &Uri,
     headers: &HeaderMap,
     body: &Bytes,
-) -> Result<Verified, SignatureRejected> {
+) -> Result<Verified, Rejected> {
     let url = match uri.query() {
         Some(query) => format!("{}?{query}", services.settings.webhook_url(uri.path())),
         None => services.settings.webhook_url(uri.path()),
@@ -76,7 +94,12 @@ pub async fn verify(
         warn!(route = uri.path(), signed = signature.is_some(), "webhook rejected: signature does not verify");
         metrics::webhook_signature_rejected(uri.path(), services.clock.now());
         webhook_rejections::count(services, route).await;
-        return Err(SignatureRejected);
+        return Err(Rejected::Signature);
+    }
+    let account = form.iter().find(|(k, _)| k == "AccountSid").map(|(_, v)| v.as_str());
+    if account.is_some_and(|sid| sid != services.settings.twilio.account_sid) {
+        warn!(route = uri.path(), "webhook rejected: signed, but for another Twilio account");
+        return Err(Rejected::OtherAccount);
     }
     let query =
         uri.query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();

@@ -1,15 +1,16 @@
 //! `POST /twilio/status`: Twilio's delivery status callbacks. Answered 200 with an empty body
 //! whenever the callback was verified and understood, even for a message we do not know, so
-//! Twilio never retries what we have already seen; fields Twilio adds later are ignored.
+//! Twilio never retries what we have already seen; fields Twilio adds later are ignored. A form
+//! Twilio would not send (a field missing, or no Twilio value) is a 400 and changes nothing.
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use shared::ids::MessageId;
-use shared::message::StatusCallback;
 use shared::services::Services;
 use shared::status_updates;
+use shared::twilio::status::parse_callback;
 use tracing::{error, warn};
 
 use crate::verify;
@@ -20,27 +21,21 @@ pub async fn callback(State(services): State<Services>, uri: Uri, headers: Heade
         Ok(request) => request,
         Err(rejected) => return rejected.into_response(),
     };
-    let present = |name| request.form_value(name).filter(|v| !v.is_empty());
-    let (Some(sid), Some(status)) = (present("MessageSid"), present("MessageStatus")) else {
-        return (StatusCode::BAD_REQUEST, "MessageSid and MessageStatus are required").into_response();
+    // Read whole before the message id is looked at, so a form Twilio would not send is refused
+    // whichever message the URL names.
+    let attempt = request.query_value("a").and_then(|a| a.parse().ok());
+    let callback = match parse_callback(&request.form, attempt) {
+        Ok(callback) => callback,
+        Err(bad) => {
+            warn!(problem = %bad, "status callback refused");
+            return (StatusCode::BAD_REQUEST, bad.to_string()).into_response();
+        }
     };
     // A callback for a message we did not send (no or bad `m`) is acknowledged, so Twilio does
     // not retry it forever.
     let Some(id) = request.query_value("m").and_then(|m| m.parse::<MessageId>().ok()) else {
-        warn!(message_sid = sid, "status callback without our message id; ignored");
+        warn!(message_sid = callback.message_sid, "status callback without our message id; ignored");
         return StatusCode::OK.into_response();
-    };
-    let error_code = match request.form_value("ErrorCode").filter(|c| !c.is_empty()).map(str::parse::<u32>) {
-        None => None,
-        Some(Ok(code)) => Some(code),
-        Some(Err(_)) => return (StatusCode::BAD_REQUEST, "ErrorCode must be a number").into_response(),
-    };
-    let callback = StatusCallback {
-        message_sid: sid.to_owned(),
-        message_status: status.to_owned(),
-        error_code,
-        raw_dlr_done_date: request.form_value("RawDlrDoneDate").map(str::to_owned),
-        attempt: request.query_value("a").and_then(|a| a.parse().ok()),
     };
     match status_updates::record(&services, &id, &callback).await {
         Ok(_) => StatusCode::OK.into_response(),
