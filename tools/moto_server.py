@@ -148,8 +148,39 @@ def _units(size, unit):
     return max(1, math.ceil(size / unit))
 
 
+def _value_size(value):
+    """DynamoDB's size of one attribute value (its JSON form: {"S": ...}, {"L": [...]}, ...):
+    strings and binaries by length, numbers about a byte per two digits plus one, lists and maps
+    3 bytes plus a byte per element (moto's own size leaves those out)."""
+    (kind, inner), = value.items()
+    if kind in ("S", "B"):
+        return len(inner.encode() if isinstance(inner, str) else inner)
+    if kind == "N":
+        return (sum(c.isdigit() for c in inner) + 1) // 2 + 1
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "L":
+        return 3 + sum(_value_size(v) + 1 for v in inner)
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + _value_size(v) + 1 for k, v in inner.items())
+    if kind in ("SS", "BS"):
+        return sum(len(v.encode() if isinstance(v, str) else v) for v in inner)
+    if kind == "NS":
+        return sum((sum(c.isdigit() for c in v) + 1) // 2 + 1 for v in inner)
+    return 0
+
+
+def _json_size(attributes):
+    return sum(len(name.encode()) + _value_size(value) for name, value in attributes.items())
+
+
 def _size(item):
-    return item.size() if item is not None else 0
+    if item is None:
+        return 0
+    try:
+        return _json_size(json.loads(json.dumps(item.to_json()["Attributes"], default=str)))
+    except Exception:  # an attribute this sizing does not know: moto's own sizing
+        return item.size()
 
 
 def _same(a, b):
@@ -162,10 +193,12 @@ class _CapacityMeter:
     - a write: one unit per KB of the larger of the item before and after it, and for each
       global secondary index, one unit per KB of each index entry it puts or deletes (an entry
       whose keys and projected attributes are unchanged is not written); a condition that fails
-      still costs the item's units; in a transaction, twice all of that, condition checks included;
+      still costs the larger of the stored item and the one being put; in a transaction, twice
+      all of that, condition checks included;
     - a read: half a unit per 4 KB read (a whole unit when strongly consistent); a query or scan
-      adds up the entries it returns (after any filter: the project filters little) before
-      rounding, a get rounds each item, a miss costs the minimum.
+      adds up the entries it read before rounding (those a filter dropped taken to weigh what the
+      kept ones weigh on average), a get rounds each item, a miss costs the minimum.
+    Sizes follow DynamoDB's rules (`_value_size`), lists and maps included.
     """
 
     def __init__(self, handler, action, body):
@@ -200,7 +233,8 @@ class _CapacityMeter:
             before = self.backend.get_item(name, key)
         except Exception:  # an invalid key: the request itself fails on it
             return
-        self.writes.append((table, name, key, factor, copy.deepcopy(before), check))
+        putting = _json_size(op.get("Item", {})) if op_type == "Put" else 0
+        self.writes.append((table, name, key, factor, copy.deepcopy(before), check, putting))
 
     def header(self, status, response_body):
         read = self._read(response_body) if status == 200 else 0.0
@@ -208,9 +242,9 @@ class _CapacityMeter:
         return f"read={read:g};write={write:g}"
 
     def _write(self, target, succeeded):
-        table, name, key, factor, before, check = target
+        table, name, key, factor, before, check, putting = target
         if check or not succeeded:
-            return factor * _units(_size(before), _WRITE_UNIT)
+            return factor * _units(max(_size(before), putting), _WRITE_UNIT)
         after = self.backend.get_item(name, key)
         units = _units(max(_size(before), _size(after)), _WRITE_UNIT)
         for index in table.global_indexes:
@@ -248,7 +282,15 @@ class _CapacityMeter:
             total = 0
             for returned in items:
                 stored = self._stored(name, None, index, returned)
-                total += _size(stored) if stored is not None else len(json.dumps(returned))
+                total += _size(stored) if stored is not None else _json_size(returned)
+            # A filter drops items after they were read, and read is what is billed: the items
+            # evaluated are taken to be the size of the ones kept, on average.
+            try:
+                scanned = int(json.loads(response_body).get("ScannedCount", len(items)))
+            except (TypeError, ValueError):
+                scanned = len(items)
+            if items and scanned > len(items):
+                total = total * scanned // len(items)
             return per_unit * _units(total, _READ_UNIT)
         return 0.0
 

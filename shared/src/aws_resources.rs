@@ -117,8 +117,9 @@ pub const MESSAGES_GSI1: IndexSpec = IndexSpec {
 };
 
 /// `gsi2` on `messages`: what the scheduler must act on when (scheduled texts, credit retries,
-/// texts with no news) and the alerts still open. Keys only: a message waiting for its status
-/// is written by each callback, and none of them moves it in this index.
+/// texts with no news) and the alerts still open. Keys only: a text waiting for its status is
+/// rewritten by each callback, which moves its entry (keyed by `updated_at`); a keys-only entry
+/// costs a unit to move where a whole 1.3 KB item cost two.
 pub const MESSAGES_GSI2: IndexSpec =
     IndexSpec { name: "gsi2", partition_key: "gsi2pk", sort_key: "gsi2sk", projection: Projection::KeysOnly };
 

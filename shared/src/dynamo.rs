@@ -162,7 +162,11 @@ pub async fn items_behind(
         let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
         Some((text("pk")?, text("sk")?))
     };
-    let keys: Vec<(String, String)> = entries.iter().filter_map(key_of).collect();
+    // An entry whose key moved while a query paged can come twice, and BatchGetItem refuses a
+    // request naming one key twice: each item is asked for once, and shown once.
+    let mut distinct = std::collections::HashSet::new();
+    let keys: Vec<(String, String)> =
+        entries.iter().filter_map(key_of).filter(|k| distinct.insert(k.clone())).collect();
     if keys.is_empty() {
         return Ok(Vec::new());
     }

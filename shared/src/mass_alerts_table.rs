@@ -144,7 +144,11 @@ impl MassAlertsTable {
             .into_iter()
             .map(from_item)
             .collect::<Result<_, _>>()?;
-        let next_cursor = out.last_evaluated_key.and(items.last().map(|a| a.id.to_string()));
+        // From the last entry read, not the last alert found: an alert removed since the index
+        // was read must not end the list early.
+        let next_cursor = out
+            .last_evaluated_key
+            .and_then(|key| key.get("gsi1sk")?.as_s().ok()?.strip_prefix("ALERT#").map(str::to_owned));
         Ok(Page { items, next_cursor })
     }
 

@@ -429,3 +429,30 @@ async fn mark(t: &TestStack, action: &str, ids: Value) -> (u16, Value) {
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
+
+#[tokio::test]
+async fn the_items_behind_repeated_index_entries_are_read_once_in_the_entries_order() {
+    let t = TestStack::start().await;
+    let first = t.send_text("+14155550141").await;
+    let second = t.send_text("+14155550142").await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&t.stack.aws);
+    let table = &t.stack.resources.tables.messages;
+    let entries = dynamo
+        .query()
+        .table_name(table)
+        .index_name("gsi1")
+        .key_condition_expression("gsi1pk = :c")
+        .expression_attribute_values(":c", aws_sdk_dynamodb::types::AttributeValue::S("CLINIC#demo".into()))
+        .scan_index_forward(false)
+        .send()
+        .await
+        .expect("query")
+        .items
+        .unwrap_or_default();
+    assert_eq!(entries.len(), 2);
+    // An entry twice (its key moved while a query paged): BatchGetItem would refuse the request.
+    let repeated = [entries.clone(), entries].concat();
+    let items = shared::dynamo::items_behind(&dynamo, table, &repeated).await.expect("read once");
+    let ids: Vec<&str> = items.iter().filter_map(|i| i.get("id")?.as_s().ok().map(String::as_str)).collect();
+    assert_eq!(ids, [second.as_str(), first.as_str()], "newest first, each once");
+}
