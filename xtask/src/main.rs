@@ -6,10 +6,12 @@
 //!   unit and integration tests against a local moto server.
 
 mod bench;
+mod bench_cold_start;
 mod bench_mass_alerts;
 mod bench_sending;
 mod check;
 mod create_clinic;
+mod package;
 mod up;
 
 fn main() -> anyhow::Result<()> {
@@ -18,14 +20,17 @@ fn main() -> anyhow::Result<()> {
         "up" => up::run(),
         "check" => check::run(),
         "create-clinic" => create_clinic::run(&args[1..]),
+        "package" => package::run(&args[1..]),
         "bench" if args.get(1).map(String::as_str) == Some("sending") => bench_sending::run(&args[2..]),
         "bench" if args.get(1).map(String::as_str) == Some("mass-alerts") => bench_mass_alerts::run(&args[2..]),
+        "bench" if args.get(1).map(String::as_str) == Some("cold-start") => bench_cold_start::run(&args[2..]),
         "bench" => bench::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <up|check|create-clinic|bench>\n  up             run the whole system locally\n  \
+                "usage: cargo xtask <up|check|create-clinic|package|bench>\n  up             run the whole system locally\n  \
                  check          run every check and test\n  create-clinic  (operator) create a clinic and its first admin key\n  \
-                 bench          benchmarks against a local moto server: `bench reminders` (one scheduler tick), `bench sending` (throughput and priority), `bench mass-alerts` (fan-out and drain)"
+                 package        sam build and each function's zip size (`package --x86_64` without the aarch64 target)\n  \
+                 bench          benchmarks against a local moto server: `bench reminders` (one scheduler tick), `bench sending` (throughput and priority), `bench mass-alerts` (fan-out and drain), `bench cold-start` (init and first invocation of each release binary)"
             );
             std::process::exit(2)
         }
