@@ -247,6 +247,9 @@ async fn bench(release: &Path, runs: usize) -> anyhow::Result<()> {
         environment.extend(function_environment(function, runtime_addr));
         let mut figures = Vec::with_capacity(runs);
         for _ in 0..runs {
+            // Runs 250 ms apart: the sender's texts then stay under the demo connection's 10 MPS,
+            // so no run waits for a rate-limit slot, and the last process is gone.
+            tokio::time::sleep(Duration::from_millis(250)).await;
             let event = sample_event(function, &services, &connection).await?;
             let log = std::fs::File::create(logs.join(format!("{function}.log")))?;
             figures.push(
@@ -262,25 +265,31 @@ async fn bench(release: &Path, runs: usize) -> anyhow::Result<()> {
     server.abort();
 
     println!(
-        "| function | init median | init p90 | init max | first invocation median | p90 | outcome | init ≤ 20 ms |"
+        "| function | init median | init p90 | init max | first invocation median | p90 | min | outcome | init ≤ 20 ms |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (function, figures, _, _) in &rows {
         let init: Vec<Duration> = figures.iter().map(|r| r.init).collect();
         let first: Vec<Duration> = figures.iter().map(|r| r.first_invocation).collect();
         let succeeded = figures.iter().filter(|r| r.succeeded).count();
         let outcome = figures.last().map_or("", |r| r.outcome.as_str());
         println!(
-            "| {function} | {} | {} | {} | {} | {} | {succeeded}/{} responses: {outcome} | {} |",
+            "| {function} | {} | {} | {} | {} | {} | {} | {succeeded}/{} responses: {outcome} | {} |",
             ms(median(&init)),
             ms(percentile(&init, 90)),
             ms(percentile(&init, 100)),
             ms(median(&first)),
             ms(percentile(&first, 90)),
+            ms(percentile(&first, 0)),
             figures.len(),
             if median(&init) <= INIT_GOAL { "yes" } else { "NO" },
         );
     }
+    println!(
+        "\ninit does no network in any function (the first AWS and Twilio connections are made by the first \
+         invocation); the sender's first invocation includes its pacing: a text that would reach Twilio late \
+         in a wall-clock second waits for the next one (shared::sending), hence its spread."
+    );
     println!(
         "\npublished hello-world init durations on real Lambda (maxday/lambda-perf): Rust 13.9 ms, \
          Python 3.13 81 ms, Node 24 117 ms.\nOurs are a local process on this machine: no Firecracker \
@@ -511,7 +520,7 @@ fn median(values: &[Duration]) -> Duration {
     }
 }
 
-/// Nearest-rank percentile (100 = the largest).
+/// Nearest-rank percentile (0 = the smallest, 100 = the largest).
 fn percentile(values: &[Duration], p: usize) -> Duration {
     let mut sorted = values.to_vec();
     sorted.sort();

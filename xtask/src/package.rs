@@ -62,7 +62,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         .env("SAM_CLI_TELEMETRY", "0")
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .stdin(Stdio::null());
-    eprintln!("==> sam build ({}; a first build takes about 15 minutes on 2 cores)", arch.name());
+    eprintln!("==> sam build ({}; a first build takes 20 to 30 minutes on 2 idle cores)", arch.name());
     let started = Instant::now();
     let status = sam.status().context("running sam build")?;
     ensure!(status.success(), "sam build failed ({status})");
