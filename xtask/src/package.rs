@@ -4,8 +4,8 @@
 //! The build tools (cargo-lambda and zig, from PyPI) are installed into `./.venv` from
 //! `tools/requirements-build.txt` on first use; the SAM CLI comes from `tools/requirements.txt`.
 //! The template deploys arm64 (Graviton); `--x86_64` builds from a copy of it with
-//! `Architectures: [x86_64]` for machines without the aarch64 Rust target. Deploying that build
-//! needs the same change in `template.yaml` itself (`sam deploy` reads it).
+//! `Architectures: [x86_64]` for machines without the aarch64 Rust target; `sam deploy` deploys
+//! the built template (`.aws-sam/build/template.yaml`), so that build deploys as x86_64.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -163,8 +163,7 @@ fn ensure_aarch64_target() -> anyhow::Result<()> {
     }
     bail!(
         "the Rust target {AARCH64_TARGET} is not installed and `rustup target add {AARCH64_TARGET}` failed; \
-         build for x86_64 instead with `cargo xtask package --x86_64` (and deploy with \
-         `Architectures: [x86_64]` in template.yaml's Globals)"
+         build for x86_64 instead with `cargo xtask package --x86_64`"
     )
 }
 
