@@ -138,7 +138,7 @@ impl Services {
             sender_store: SenderStore::new(dynamo, &settings),
             queues: SendQueues::new(sqs, settings.queues.clone()),
             events: EventBus::new(events, settings.event_bus.clone()),
-            twilio: TwilioClient::new(settings.twilio.clone(), timing.twilio_timeout)?,
+            twilio: TwilioClient::new(settings.twilio.clone(), timing.twilio_timeout),
             settings: Arc::new(settings),
             clock,
             timing,

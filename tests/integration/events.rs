@@ -116,3 +116,23 @@ async fn every_sample_runs_through_its_handler() {
     assert!(matches!(sent.status, MessageStatus::Submitted | MessageStatus::Sent | MessageStatus::Delivered));
     assert!(sent.twilio_sid.is_some());
 }
+
+#[tokio::test]
+async fn the_scheduler_tick_and_the_mass_alert_samples_run_through_their_handlers() {
+    let t = TestStack::start().await;
+    let services = &t.stack.services;
+
+    // scheduler: the every-minute tick (nothing due in a fresh stack: four empty sweeps)
+    let tick: aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value> =
+        serde_json::from_str(&sample("scheduler-tick.json")).expect("an EventBridge event");
+    let report = scheduler::handle(services, LambdaEvent::new(tick, Context::default())).await.expect("the tick runs");
+    assert_eq!((report.reminders.errors, report.scheduled_texts, report.mass_alerts_closed), (0, 0, 0), "{report:?}");
+
+    // mass-alert-fanout: a confirmed alert this stack does not hold is read, found absent, and
+    // its record done with (nothing to fan out, nothing to retry)
+    let confirmed: SqsEvent = serde_json::from_str(&sample("mass-alert-fanout.json")).expect("an SQS event");
+    let response =
+        mass_alert_fanout::handle(services, LambdaEvent::new(confirmed, Context::default())).await.expect("handled");
+    assert!(response.batch_item_failures.is_empty(), "{:?}", response.batch_item_failures);
+    assert_eq!(t.message_count().await, 0, "nothing fanned out");
+}

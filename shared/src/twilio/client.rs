@@ -2,6 +2,7 @@
 //! Errors are sorted by what they mean for a retry: Twilio never saw the request, Twilio
 //! refused it, or we cannot know whether Twilio created the message.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -55,7 +56,10 @@ pub enum TwilioError {
 
 #[derive(Clone, Debug)]
 pub struct TwilioClient {
-    http: reqwest::Client,
+    /// Built at the first call, not at start: building it loads the TLS root certificates, a
+    /// few milliseconds of every cold start, and most functions never call Twilio.
+    http: Arc<OnceLock<reqwest::Client>>,
+    timeout: Duration,
     settings: TwilioSettings,
 }
 
@@ -74,10 +78,21 @@ struct ErrorBody {
 
 impl TwilioClient {
     /// `timeout` bounds a whole request; the sender's lease must outlast it.
-    pub fn new(settings: TwilioSettings, timeout: Duration) -> Result<Self, reqwest::Error> {
-        let http =
-            reqwest::Client::builder().timeout(timeout).connect_timeout(timeout.min(Duration::from_secs(5))).build()?;
-        Ok(Self { http, settings })
+    pub fn new(settings: TwilioSettings, timeout: Duration) -> Self {
+        Self { http: Arc::default(), timeout, settings }
+    }
+
+    /// The HTTP client, built on first use. A client that cannot be built sent nothing.
+    fn http(&self) -> Result<&reqwest::Client, TwilioError> {
+        if let Some(client) = self.http.get() {
+            return Ok(client);
+        }
+        let client = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout.min(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| TwilioError::Unreachable(format!("the HTTP client could not be built: {e}")))?;
+        Ok(self.http.get_or_init(|| client))
     }
 
     pub fn account_sid(&self) -> &str {
@@ -97,7 +112,7 @@ impl TwilioClient {
         let form =
             [("To", message.to.as_str()), sender, ("Body", message.body), ("StatusCallback", message.status_callback)];
         let response = self
-            .http
+            .http()?
             .post(url)
             .basic_auth(&self.settings.account_sid, Some(&self.settings.auth_token))
             .form(&form)
@@ -175,7 +190,7 @@ impl TwilioClient {
         // Newest first: stop at the first page that reaches back before `since`.
         for _ in 0..20 {
             let mut request =
-                self.http.get(&url).basic_auth(&self.settings.account_sid, Some(&self.settings.auth_token));
+                self.http()?.get(&url).basic_auth(&self.settings.account_sid, Some(&self.settings.auth_token));
             if first {
                 request = request.query(&query);
             }
@@ -240,7 +255,7 @@ impl TwilioClient {
             self.settings.account_sid
         );
         let response = self
-            .http
+            .http()?
             .get(url)
             .basic_auth(&self.settings.account_sid, Some(&self.settings.auth_token))
             .send()
