@@ -19,8 +19,10 @@ const USAGE: &str = "usage: cargo xtask package [--x86_64]\n  \
                      aarch64-unknown-linux-gnu target cannot be installed";
 
 const AARCH64_TARGET: &str = "aarch64-unknown-linux-gnu";
-/// The goal per function's zip (Lambda's own limit is 50 MB zipped).
+/// The goal per function's zip.
 pub const ZIP_GOAL_BYTES: u64 = 8_000_000;
+/// Lambda's limit for a zip uploaded directly (50 MB).
+const LAMBDA_ZIP_LIMIT_BYTES: u64 = 50 * 1024 * 1024;
 const ARM64_LINE: &str = "Architectures: [arm64]";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,12 +101,16 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         );
         let size = std::fs::metadata(bootstrap)?.len();
         let zip = zip_like_sam(bootstrap, &zips.join(format!("{function}.zip")))?;
+        ensure!(zip <= LAMBDA_ZIP_LIMIT_BYTES, "{function}'s zip is over Lambda's 50 MB limit");
         let within = zip <= ZIP_GOAL_BYTES;
         all_within &= within;
         println!("| {function} | {} | {} | {} |", mb(size), mb(zip), if within { "yes" } else { "NO" });
     }
     println!("\nevery bootstrap is an ELF 64-bit {} executable; zips in {}", arch.elf_machine(), zips.display());
-    ensure!(all_within, "a function's zip is over the 8 MB goal");
+    if !all_within {
+        // A goal, not a limit: the build still deploys.
+        println!("a function's zip is over the 8 MB goal (Lambda's limit is 50 MB)");
+    }
     Ok(())
 }
 
