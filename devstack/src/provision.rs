@@ -11,7 +11,7 @@ use shared::aws_resources::{
     APPOINTMENTS_TABLE, CLINICS_TABLE, COUNTERS_TABLE, MASS_ALERT_QUEUE, MASS_ALERT_RULE_LOGICAL_ID, MESSAGES_TABLE,
     QUEUES, QueueSpec, TABLES, TableSpec, mass_alert_event_pattern,
 };
-use shared::config::{QueueUrls, Settings, TableNames};
+use shared::config::{AlertSettings, QueueUrls, Settings, TableNames, TwilioSettings};
 
 /// What was created, by name.
 #[derive(Debug, Clone)]
@@ -25,6 +25,22 @@ pub struct Resources {
     /// Where `MassAlertConfirmed` events arrive for the fan-out, and its dead-letter queue.
     pub mass_alert_queue: String,
     pub mass_alert_dlq: String,
+}
+
+impl Resources {
+    /// The settings of functions using these resources, calling Twilio as `twilio` says and
+    /// reached by Twilio at `public_base_url` (alert settings as deployed by default).
+    pub fn settings(&self, twilio: TwilioSettings, public_base_url: url::Url) -> Settings {
+        Settings {
+            tables: self.tables.clone(),
+            queues: self.queues.clone(),
+            event_bus: self.event_bus.clone(),
+            reports_bucket: self.reports_bucket.clone(),
+            twilio,
+            public_base_url,
+            alerts: AlertSettings::default(),
+        }
+    }
 }
 
 /// `time_scale` divides the lanes' visibility timeout, so tests see redeliveries in seconds.

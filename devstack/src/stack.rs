@@ -135,19 +135,15 @@ impl Stack {
             TwilioAccount::Live => (LIVE_ACCOUNT_SID, LIVE_AUTH_TOKEN, DEMO_SENDER),
             TwilioAccount::Test => (TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, TEST_SENDER),
         };
+        let twilio = TwilioSettings {
+            api_base: simulator.base_url(),
+            account_sid: account_sid.into(),
+            auth_token: auth_token.into(),
+            previous_auth_token: None,
+        };
         let settings = Settings {
-            tables: resources.tables.clone(),
-            queues: resources.queues.clone(),
-            event_bus: resources.event_bus.clone(),
-            reports_bucket: resources.reports_bucket.clone(),
-            twilio: TwilioSettings {
-                api_base: simulator.base_url(),
-                account_sid: account_sid.into(),
-                auth_token: auth_token.into(),
-                previous_auth_token: None,
-            },
-            public_base_url: base_url.parse()?,
             alerts: AlertSettings { report_link_valid_for: options.report_link_valid_for, ..AlertSettings::default() },
+            ..resources.settings(twilio, base_url.parse()?)
         };
         // As a clinic sets each number's "a message comes in" webhook in Twilio's console.
         let inbound_url = settings.webhook_url(shared::webhook_rejections::WebhookRoute::Inbound.path());

@@ -21,7 +21,7 @@ use shared::appointment_types::{AppointmentType, SmsTemplate};
 use shared::appointments::{Appointment, AppointmentStatus};
 use shared::businesses::Business;
 use shared::clock::Clock;
-use shared::config::{Settings, TableNames, TwilioSettings};
+use shared::config::{TableNames, TwilioSettings};
 use shared::contacts::{Contact, ContactPhone, PhoneKind};
 use shared::dynamo::{Item, s};
 use shared::ids::ClinicId;
@@ -29,7 +29,7 @@ use shared::onboarding::{self, NewClinic};
 use shared::phone::Country;
 use shared::reminder_run::{self, TickReport};
 use shared::reminder_window::{ReminderWindow, WindowState, local_day_bounds};
-use shared::services::{AwsClients, Services, Timing};
+use shared::services::{Services, Timing};
 use shared::templates::TemplateBody;
 
 const USAGE: &str = "usage: cargo xtask bench reminders [--appointments N] [--businesses M] [--contacts C]\n  \
@@ -110,29 +110,14 @@ async fn reminders(options: Options) -> anyhow::Result<()> {
     let prefix = format!("bench-{}-{}", std::process::id(), Utc::now().timestamp_millis());
     let resources = devstack::provision::provision(&aws, &prefix, 1).await?;
     let counter = RequestCounter::default();
-    let dynamo = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&aws).interceptor(counter.clone()).build(),
-    );
-    let sqs =
-        aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(&aws).interceptor(counter.clone()).build());
-    let events = aws_sdk_eventbridge::Client::from_conf(
-        aws_sdk_eventbridge::config::Builder::from(&aws).interceptor(counter.clone()).build(),
-    );
-    let settings = Settings {
-        tables: resources.tables.clone(),
-        queues: resources.queues.clone(),
-        event_bus: resources.event_bus.clone(),
-        reports_bucket: resources.reports_bucket.clone(),
-        // Never called: the benchmark runs no sender.
-        twilio: TwilioSettings {
-            api_base: "http://127.0.0.1:9".parse()?,
-            account_sid: LIVE_ACCOUNT_SID.into(),
-            auth_token: LIVE_AUTH_TOKEN.into(),
-            previous_auth_token: None,
-        },
-        public_base_url: "http://127.0.0.1:3000".parse()?,
-        alerts: shared::config::AlertSettings::default(),
+    // Never called: the benchmark runs no sender.
+    let twilio = TwilioSettings {
+        api_base: "http://127.0.0.1:9".parse()?,
+        account_sid: LIVE_ACCOUNT_SID.into(),
+        auth_token: LIVE_AUTH_TOKEN.into(),
+        previous_auth_token: None,
     };
+    let settings = resources.settings(twilio, "http://127.0.0.1:3000".parse()?);
 
     // 10:00 in New York on 10 June 2026 (EDT): the window opens; reminders are for 11 June.
     let window = ReminderWindow::new(hm(10, 0)?, hm(11, 0)?, 1)?;
@@ -145,8 +130,7 @@ async fn reminders(options: Options) -> anyhow::Result<()> {
     };
     let clock = Clock::manual(tick_time - TimeDelta::hours(1));
     let inspect = aws_sdk_dynamodb::Client::new(&aws);
-    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&aws).force_path_style(true).build());
-    let clients = AwsClients { dynamo, sqs, events, s3 };
+    let clients = devstack::request_count::counted_clients(&aws, &counter);
     let services = Services::from_clients(settings, clients, clock.clone(), Timing::default())?;
     let infra = started.elapsed();
 

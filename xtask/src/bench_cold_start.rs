@@ -32,7 +32,7 @@ use devstack::tools;
 use shared::api_keys;
 use shared::clinic::{Role, User};
 use shared::clock::Clock;
-use shared::config::{AlertSettings, Settings, TwilioSettings};
+use shared::config::{Settings, TwilioSettings};
 use shared::ids::{ClinicId, ConnectionId, MessageId, UserId};
 use shared::message::{Lane, Message, MessageBody};
 use shared::phone::E164;
@@ -219,20 +219,13 @@ async fn bench(release: &Path, runs: usize) -> anyhow::Result<()> {
     let runtime_addr = listener.local_addr()?;
     let server = tokio::spawn(axum::serve(listener, runtime_api(state.clone())).into_future());
 
-    let settings = Settings {
-        tables: resources.tables.clone(),
-        queues: resources.queues.clone(),
-        event_bus: resources.event_bus.clone(),
-        reports_bucket: resources.reports_bucket.clone(),
-        twilio: TwilioSettings {
-            api_base: simulator.base_url(),
-            account_sid: LIVE_ACCOUNT_SID.into(),
-            auth_token: SAMPLE_AUTH_TOKEN.into(),
-            previous_auth_token: None,
-        },
-        public_base_url: SAMPLE_PUBLIC_BASE_URL.parse()?,
-        alerts: AlertSettings::default(),
+    let twilio = TwilioSettings {
+        api_base: simulator.base_url(),
+        account_sid: LIVE_ACCOUNT_SID.into(),
+        auth_token: SAMPLE_AUTH_TOKEN.into(),
+        previous_auth_token: None,
     };
+    let settings = resources.settings(twilio, SAMPLE_PUBLIC_BASE_URL.parse()?);
     let services = Services::new(settings.clone(), &aws, Clock::system(), Timing::default())?;
     let connection = seed(&services).await?;
 
