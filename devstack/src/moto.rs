@@ -20,10 +20,23 @@ impl MotoServer {
     /// two costs plain moto has and AWS has not (whole-table copies per transaction, a queue
     /// count per received message).
     pub async fn start() -> anyhow::Result<Self> {
+        Self::spawn(Self::command()?).await
+    }
+
+    /// As [`MotoServer::start`], and every DynamoDB answer also carries the request units the
+    /// request would consume on AWS (header `x-clinic-sms-capacity`), for the cost benchmark.
+    /// Not the default: reckoning them slows every request.
+    pub async fn start_metered() -> anyhow::Result<Self> {
+        let mut command = Self::command()?;
+        command.env("CLINIC_SMS_MOTO_CAPACITY", "1");
+        Self::spawn(command).await
+    }
+
+    fn command() -> anyhow::Result<Command> {
         tools::ensure_venv()?;
         let mut command = Command::new(tools::venv_bin("python"));
         command.arg(tools::project_root().join("tools/moto_server.py"));
-        Self::spawn(command).await
+        Ok(command)
     }
 
     async fn spawn(mut command: Command) -> anyhow::Result<Self> {

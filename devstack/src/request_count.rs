@@ -41,7 +41,8 @@ pub struct OpCount {
     pub body_bytes: u64,
     pub round_trip: Duration,
     /// DynamoDB read and write request units, as the project's moto reckons them
-    /// (`tools/moto_server.py`, header `x-clinic-sms-capacity`); 0 for other services.
+    /// (`tools/moto_server.py` started metered, header `x-clinic-sms-capacity`); 0 for other
+    /// services and on an unmetered moto.
     pub read_units: f64,
     pub write_units: f64,
 }

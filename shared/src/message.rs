@@ -690,6 +690,26 @@ impl Message {
         Ok(next)
     }
 
+    /// The claim is given back without a request to Twilio (`sending → queued`): it came too
+    /// late for its second, and the next free one, `slot`, is further off than the sender waits.
+    /// The slot stays reserved for it (`None`: none was free within the hour).
+    pub fn released_for_slot(
+        &self,
+        attempt: u32,
+        slot: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Self, Refused> {
+        self.require_attempt(attempt)?;
+        self.require(MessageStatus::Sending)?;
+        let mut next = self.moved(MessageStatus::Queued, now);
+        next.lease_until = None;
+        next.send_slot = slot;
+        let mut entry = HistoryEntry::ours(now, Actor::Sender, attempt, MessageStatus::Queued);
+        entry.note = Some("missed its second at the connection's pace; nothing was sent, waits for another".into());
+        next.history.push(entry);
+        Ok(next)
+    }
+
     /// Applies a status callback. The message moves only forward and only for its current
     /// attempt; anything else is kept in the history. A callback seen before (same SID, status
     /// and error code) is refused. A stored error code is never erased by a later callback.
@@ -1327,5 +1347,17 @@ mod tests {
             sending.released_for_retry(2, "x".into(), t0()),
             Err(Refused::StaleAttempt { expected: 2, found: 1 })
         );
+    }
+
+    #[test]
+    fn a_claim_that_missed_its_second_goes_back_holding_the_next_one() {
+        let Ok(sending) = queued().claim(t0(), TimeDelta::seconds(60)) else { panic!("claims") };
+        let slot = t0() + TimeDelta::seconds(12);
+        let Ok(back) = sending.released_for_slot(1, Some(slot), t0()) else { panic!("releases") };
+        assert_eq!((back.status, back.send_slot, back.lease_until), (Queued, Some(slot), None));
+        assert!(back.history.last().and_then(|h| h.note.as_deref()).is_some_and(|n| n.contains("nothing was sent")));
+        let Ok(again) = back.claim(t0() + TimeDelta::seconds(12), TimeDelta::seconds(60)) else { panic!("claims") };
+        assert_eq!(again.attempt, 2, "a new attempt: nothing of the first can be confused with it");
+        assert!(matches!(back.released_for_slot(1, None, t0()), Err(Refused::WrongStatus(..))));
     }
 }

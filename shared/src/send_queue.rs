@@ -66,9 +66,7 @@ impl SendQueues {
         else {
             return Ok(());
         };
-        // Whole seconds, rounded up: rounding a short wait down to 0 would make it visible at once.
-        let seconds =
-            i32::try_from(delay.as_secs_f64().ceil().max(1.0) as u64).unwrap_or(0).min(MAX_VISIBILITY_SECS as i32);
+        let seconds = hidden_seconds(delay);
         self.client
             .change_message_visibility()
             .queue_url(url)
@@ -128,4 +126,11 @@ impl SendQueues {
         }
         if left.is_empty() { Ok(()) } else { Err(QueueError::Refused(left.len())) }
     }
+}
+
+/// The visibility timeout that hides a job for `delay`: whole seconds, rounded up (rounding a
+/// short wait down to 0 would make it visible at once), at most SQS's 12 hours.
+pub fn hidden_seconds(delay: std::time::Duration) -> i32 {
+    let seconds = (delay.as_secs_f64().ceil().max(1.0) as u64).min(MAX_VISIBILITY_SECS);
+    i32::try_from(seconds).unwrap_or(i32::MAX)
 }

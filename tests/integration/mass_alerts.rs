@@ -106,7 +106,10 @@ async fn send_all(t: &TestStack, ids: &[shared::ids::MessageId]) {
         for _ in 0..200 {
             match sending::send(&t.stack.services, &SendJob { message_id: *id }).await.expect("sender works") {
                 JobOutcome::Finished => break,
-                JobOutcome::RetryLater(after) => tokio::time::sleep(after.min(Duration::from_millis(500))).await,
+                JobOutcome::RetryAt(at) => {
+                    let after = (at - t.stack.services.clock.now()).to_std().unwrap_or_default();
+                    tokio::time::sleep(after.min(Duration::from_millis(500))).await;
+                }
             }
         }
     }

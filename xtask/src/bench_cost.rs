@@ -106,7 +106,7 @@ async fn cost(options: Options) -> anyhow::Result<()> {
         .init();
     let n = options.reminders;
     println!("bench cost: {n} reminders end to end (moto and the Twilio simulator on 127.0.0.1)\n");
-    let moto = MotoServer::start().await?;
+    let moto = MotoServer::start_metered().await?;
 
     // The API and the webhooks count here; the tick and the sender get counters of their own.
     let webhooks = RequestCounter::default();

@@ -26,7 +26,8 @@ async fn process(services: &Services, delivery: Delivery<SendJob>) -> Dispositio
     let job = &delivery.body;
     match sending::send(services, job).await {
         Ok(JobOutcome::Finished) => Disposition::Delete,
-        Ok(JobOutcome::RetryLater(after)) => {
+        Ok(JobOutcome::RetryAt(at)) => {
+            let after = (at - services.clock.now()).to_std().unwrap_or_default();
             // Waiting is not a failed attempt: hide the job until it can go (attempts are
             // counted in DynamoDB, not by SQS receives).
             if let (Some(arn), Some(receipt)) = (delivery.queue_arn.as_deref(), delivery.receipt_handle.as_deref())
