@@ -11,7 +11,7 @@ use shared::aws_resources::{
     APPOINTMENTS_TABLE, CLINICS_TABLE, COUNTERS_TABLE, MASS_ALERT_QUEUE, MASS_ALERT_RULE_LOGICAL_ID, MESSAGES_TABLE,
     QUEUES, QueueSpec, TABLES, TableSpec, mass_alert_event_pattern,
 };
-use shared::config::{AlertSettings, QueueUrls, Settings, TableNames, TwilioSettings};
+use shared::config::{AlertSettings, QueueUrls, SendingSettings, Settings, TableNames, TwilioSettings};
 
 /// What was created, by name.
 #[derive(Debug, Clone)]
@@ -39,6 +39,7 @@ impl Resources {
             twilio,
             public_base_url,
             alerts: AlertSettings::default(),
+            sending: SendingSettings::default(),
         }
     }
 }

@@ -14,7 +14,9 @@ use std::time::Duration;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
 use lambda_runtime::{Context, LambdaEvent};
-use shared::aws_resources::{MASS_ALERT_QUEUE, QUEUES, QueueSpec};
+use shared::aws_resources::{
+    FANOUT_TIMEOUT_SECS, MASS_ALERT_QUEUE, QUEUES, QueueSpec, SCHEDULER_TIMEOUT_SECS, SENDER_TIMEOUT_SECS,
+};
 use shared::services::Services;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -183,14 +185,18 @@ async fn every_minute(services: Services) {
         let now = services.clock.now();
         let next_minute = now.timestamp() - now.timestamp().rem_euclid(60) + 60;
         let wait = u64::try_from((next_minute - now.timestamp()).max(1)).unwrap_or(60);
-        tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+        tokio::time::sleep(Duration::from_secs(wait)).await;
         let at = chrono::DateTime::from_timestamp(next_minute, 0).unwrap_or_else(|| services.clock.now());
         let mut event = aws_lambda_events::eventbridge::EventBridgeEvent::<serde_json::Value>::default();
         event.detail_type = "Scheduled Event".into();
         event.source = "aws.events".into();
         event.time = Some(at);
-        if let Err(e) = scheduler::handle(&services, LambdaEvent::new(event, Context::default())).await {
-            error!(error = %e, "scheduler tick failed");
+        let tick = scheduler::handle(&services, LambdaEvent::new(event, Context::default()));
+        // Lambda stops a tick at the function's timeout; the next tick resumes its work.
+        match tokio::time::timeout(Duration::from_secs(u64::from(SCHEDULER_TIMEOUT_SECS)), tick).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => error!(error = %e, "scheduler tick failed"),
+            Err(_) => error!("scheduler tick timed out"),
         }
     }
 }
@@ -323,19 +329,26 @@ impl QueueDrain {
             Function::Sender => Box::pin(sender::handle(&self.services, event)),
             Function::MassAlertFanout => Box::pin(mass_alert_fanout::handle(&self.services, event)),
         };
-        let cut_after = self.crashes.as_ref().and_then(Crashes::draw);
+        // As Lambda does: an invocation still running at the function's timeout is stopped, and
+        // its batch comes back after the visibility timeout. A simulated crash comes sooner.
+        let timeout = Duration::from_secs(u64::from(match self.function {
+            Function::Sender => SENDER_TIMEOUT_SECS,
+            Function::MassAlertFanout => FANOUT_TIMEOUT_SECS,
+        }));
+        let crash = self.crashes.as_ref().and_then(Crashes::draw).filter(|after| *after < timeout);
         let started = std::time::Instant::now();
-        let outcome = match cut_after {
-            None => invocation.await,
-            // Dropping the invocation stops its records' jobs wherever they are.
-            Some(after) => match tokio::time::timeout(after, invocation).await {
-                Ok(outcome) => outcome,
-                Err(_) => {
-                    self.crashed.fetch_add(1, Ordering::Relaxed);
-                    warn!(queue = %self.url, records = receipts.len(), "sender invocation cut short; its batch stays");
-                    return;
-                }
-            },
+        // Dropping the invocation stops its records' jobs wherever they are.
+        let outcome = match tokio::time::timeout(crash.unwrap_or(timeout), invocation).await {
+            Ok(outcome) => outcome,
+            Err(_) if crash.is_some() => {
+                self.crashed.fetch_add(1, Ordering::Relaxed);
+                warn!(queue = %self.url, records = receipts.len(), "sender invocation cut short; its batch stays");
+                return;
+            }
+            Err(_) => {
+                error!(queue = %self.url, records = receipts.len(), ?timeout, "invocation timed out; its batch stays");
+                return;
+            }
         };
         if let Some(Ok(mut invocations)) = self.invocations.as_ref().map(|i| i.lock()) {
             invocations.0 += 1;

@@ -143,6 +143,7 @@ impl Stack {
         };
         let settings = Settings {
             alerts: AlertSettings { report_link_valid_for: options.report_link_valid_for, ..AlertSettings::default() },
+            sending: shared::config::SendingSettings::default(),
             ..resources.settings(twilio, base_url.parse()?)
         };
         // As a clinic sets each number's "a message comes in" webhook in Twilio's console.

@@ -283,7 +283,7 @@ mod tests {
 
     /// Every variable `Settings::from_env` (config.rs) reads. It has a default for
     /// `TWILIO_API_BASE` and `TWILIO_PREVIOUS_AUTH_TOKEN`, but the template sets them too.
-    const SETTINGS_ENV_VARS: [&str; 16] = [
+    const SETTINGS_ENV_VARS: [&str; 22] = [
         "CLINICS_TABLE",
         "MESSAGES_TABLE",
         "COUNTERS_TABLE",
@@ -300,6 +300,12 @@ mod tests {
         "PUBLIC_BASE_URL",
         "REPORT_LINK_SECONDS",
         "MASS_ALERT_CLOSE_AFTER_SECONDS",
+        "SCHEDULED_SHARE_PERCENT",
+        "BULK_SHARE_PERCENT",
+        "SHARED_LANES_SHARE_PERCENT",
+        "SEND_MAX_ATTEMPTS",
+        "SEND_RETRY_BASE_SECONDS",
+        "SEND_RETRY_MAX_DELAY_SECONDS",
     ];
 
     /// Variables naming a resource, with the logical id they must `!Ref`.

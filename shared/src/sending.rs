@@ -19,7 +19,7 @@ use crate::pacing::RateSnapshot;
 use crate::rate_limit;
 use crate::reason::Reason;
 use crate::reminder_window;
-use crate::retry_policy;
+use crate::retry_policy::RetryPolicy;
 use crate::segments;
 use crate::send_queue::SendJob;
 use crate::sender_store::{Claim, SendFacts};
@@ -424,7 +424,7 @@ async fn call_twilio(services: &Services, m: &Message, connection: &Connection) 
     };
     let callback = status_callback_url(services, m);
     let request = NewMessage { to, sender: &connection.sender, body: m.body.as_str(), status_callback: &callback };
-    judge(services.twilio.create_message(&request).await, m.attempt)
+    judge(services.twilio.create_message(&request).await, m.attempt, &services.retries)
 }
 
 /// Twilio's 21610 means the number replied STOP: remember it for the clinic, so nothing else is
@@ -520,10 +520,34 @@ async fn reconcile(services: &Services, m: &Message, now: DateTime<Utc>) -> Resu
             Ok(JobOutcome::Finished)
         }
         Ok(None) => {
-            let note = "reconciled: Twilio has no such message; sending again".to_owned();
-            let update = services.messages.update_from(m, |c| c.released_for_retry(attempt, note.clone(), now)).await?;
+            // The attempt never reached Twilio: like any failed try, it is paid back, and the
+            // next one waits its turn in the back-off and counts against the bound.
+            let update = if services.retries.may_retry(attempt) {
+                let note = "reconciled: Twilio has no such message; sending again".to_owned();
+                services.messages.update_from(m, |c| c.released_for_retry(attempt, note.clone(), now)).await?
+            } else {
+                let failure = Failure {
+                    code: None,
+                    reason: Some(Reason::RetriesExhausted),
+                    twilio_message: Some("Twilio did not answer in time, and has no such message".into()),
+                };
+                services.messages.update_from(m, |c| c.failed_attempt(attempt, failure.clone(), now)).await?
+            };
             log_update(&update, attempt);
-            Ok(JobOutcome::after(now, Duration::from_secs(1)))
+            let after = match update {
+                Update::Applied(after) => after,
+                // Someone else moved it on; whoever did holds the truth.
+                Update::Refused(_, current) => return Ok(already_handled(&current, now)),
+                Update::Missing => return Ok(JobOutcome::Finished),
+            };
+            let credits = u64::from(segments::analyse(m.body.as_str()).segments.max(1));
+            if let Err(e) = services.counters.add_credits(&m.clinic_id, credits).await {
+                error!(message_id = %m.id, error = ?e, credits, "could not refund credits");
+            }
+            if after.status != MessageStatus::Queued {
+                return Ok(JobOutcome::Finished);
+            }
+            Ok(JobOutcome::after(now, services.retries.delay(attempt, rand::random::<f64>(), None)))
         }
         Err(why) => {
             warn!(message_id = %m.id, attempt, error = %why, "could not reconcile with Twilio yet");
@@ -553,10 +577,10 @@ fn status_callback_url(services: &Services, message: &Message) -> String {
     format!("{}?m={}&a={}", services.settings.webhook_url("/twilio/status"), message.id, message.attempt)
 }
 
-fn judge(result: Result<CreatedMessage, TwilioError>, attempt: u32) -> Verdict {
+fn judge(result: Result<CreatedMessage, TwilioError>, attempt: u32, retries: &RetryPolicy) -> Verdict {
     let unit = rand::random::<f64>();
     let retry_or_fail = |failure: Failure, after: Duration, note: String| {
-        if retry_policy::may_retry(attempt) {
+        if retries.may_retry(attempt) {
             Verdict::Retry { after, note }
         } else {
             Verdict::Failed(Failure { reason: Some(Reason::RetriesExhausted), ..failure })
@@ -571,7 +595,7 @@ fn judge(result: Result<CreatedMessage, TwilioError>, attempt: u32) -> Verdict {
             match error_catalogue::lookup(code).map(|info| info.retry) {
                 Some(Retry::Safe | Retry::Later) => retry_or_fail(
                     failure,
-                    retry_policy::delay(attempt, unit, None),
+                    retries.delay(attempt, unit, None),
                     format!("Twilio error {code}; will retry"),
                 ),
                 Some(Retry::Never) | None => Verdict::Failed(failure),
@@ -579,12 +603,12 @@ fn judge(result: Result<CreatedMessage, TwilioError>, attempt: u32) -> Verdict {
         }
         Err(TwilioError::Throttled { retry_after }) => retry_or_fail(
             Failure::twilio(20429, None),
-            retry_policy::delay(attempt, unit, retry_after),
+            retries.delay(attempt, unit, retry_after),
             "Twilio asked us to slow down (20429); will retry".into(),
         ),
         Err(TwilioError::Unreachable(why)) => retry_or_fail(
             Failure { code: None, reason: None, twilio_message: Some(why) },
-            retry_policy::delay(attempt, unit, None),
+            retries.delay(attempt, unit, None),
             "Twilio could not be reached; will retry".into(),
         ),
         Err(TwilioError::Ambiguous(why)) => Verdict::Unknown(why),

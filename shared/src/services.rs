@@ -18,6 +18,7 @@ use crate::mass_alerts_table::MassAlertsTable;
 use crate::messages_table::MessagesTable;
 use crate::rate_limit::Shares;
 use crate::reports_bucket::ReportsBucket;
+use crate::retry_policy::RetryPolicy;
 use crate::send_queue::SendQueues;
 use crate::sender_store::SenderStore;
 use crate::twilio::client::TwilioClient;
@@ -93,8 +94,10 @@ pub struct Services {
     pub twilio: TwilioClient,
     pub clock: Clock,
     pub timing: Timing,
-    /// Each lane's share of a connection's throughput.
+    /// Each lane's share of a connection's throughput (from the settings; tests change it).
     pub shares: Shares,
+    /// How failed tries are retried (from the settings).
+    pub retries: RetryPolicy,
     /// Connection activity this process recorded lately (so a busy connection costs one write a
     /// minute, not one per webhook).
     pub recent_refreshes: RecentRefreshes,
@@ -139,10 +142,11 @@ impl Services {
             queues: SendQueues::new(sqs, settings.queues.clone()),
             events: EventBus::new(events, settings.event_bus.clone()),
             twilio: TwilioClient::new(settings.twilio.clone(), timing.twilio_timeout),
+            shares: settings.sending.shares,
+            retries: settings.sending.retries,
             settings: Arc::new(settings),
             clock,
             timing,
-            shares: Shares::default(),
             recent_refreshes: RecentRefreshes::default(),
         })
     }

@@ -169,11 +169,18 @@ async fn the_shared_lanes_leave_a_fifth_of_every_second_to_conversations() {
 use twilio_sim::{Fault, FaultPlan};
 
 /// Sends one text with `fault` on its first Twilio request; returns the message once delivered.
+/// One text through `fault`, delivered in the end; also checks the clinic paid one credit for
+/// it, however many attempts it took.
 async fn through_fault(fault: Fault) -> (TestStack, serde_json::Value) {
     let t = TestStack::start().await;
+    let demo = ClinicId::new("demo");
+    let balance = || t.stack.services.counters.credit_balance(&demo);
+    let before = balance().await.expect("balance");
     t.stack.simulator.inject(fault, FaultPlan::next(1));
     let id = t.send_text("+14155550150").await;
     let shown = t.wait_for_status(&id, "delivered").await;
+    let after = balance().await.expect("balance");
+    assert_eq!(before - after, 1, "one text of one segment costs one credit, whatever the attempts");
     (t, shown)
 }
 
@@ -337,4 +344,63 @@ async fn a_bulk_drain_hides_waiting_texts_instead_of_churning_sqs() {
         .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages).cloned())
         .unwrap_or_default();
     assert_eq!(in_dlq, "0");
+}
+
+/// A claim whose lease ran out with nothing at Twilio (a timeout or a 5xx before Twilio stored
+/// the text), stored as the reconciler finds it.
+async fn lapsed_claim(t: &TestStack, attempts_before: u32) -> shared::message::Message {
+    use chrono::TimeDelta;
+    use shared::message::{Lane, Message, MessageBody};
+    use shared::phone::E164;
+
+    let services = &t.stack.services;
+    let now = services.clock.now();
+    let mut message = Message::new_outbound(
+        ClinicId::new("demo"),
+        E164::parse("+14155550177", None).expect("valid"),
+        MessageBody::parse("Bella's bloodwork is back; all normal.").expect("valid"),
+        ConnectionId::new("main"),
+        Lane::Interactive,
+        None,
+        now - TimeDelta::minutes(3),
+    );
+    message.attempt = attempts_before;
+    let claimed = message.claim(now - TimeDelta::minutes(2), TimeDelta::seconds(60)).expect("claims");
+    services.messages.insert(&claimed).await.expect("stored");
+    claimed
+}
+
+#[tokio::test]
+async fn an_attempt_twilio_never_got_is_paid_back_and_retried_within_the_bound_then_failed() {
+    use shared::message_status::MessageStatus;
+    use shared::reason::Reason;
+    use shared::retry_policy::MAX_ATTEMPTS;
+    use shared::send_queue::SendJob;
+    use shared::sending::{self, JobOutcome};
+
+    let t = TestStack::start().await;
+    let services = &t.stack.services;
+    let demo = ClinicId::new("demo");
+    for (attempts_before, last) in [(0, false), (MAX_ATTEMPTS - 1, true)] {
+        let claimed = lapsed_claim(&t, attempts_before).await;
+        let balance = services.counters.credit_balance(&demo).await.expect("balance");
+        let started = services.clock.now();
+        let outcome = sending::send(services, &SendJob { message_id: claimed.id }).await.expect("reconciles");
+        let stored = services.messages.get(&claimed.id).await.expect("read").expect("exists");
+        assert_eq!(services.counters.credit_balance(&demo).await.expect("balance"), balance + 1, "paid back");
+        if last {
+            assert_eq!(outcome, JobOutcome::Finished);
+            assert_eq!(stored.status, MessageStatus::Failed);
+            let failure = stored.failure.expect("a reason");
+            assert_eq!(failure.reason, Some(Reason::RetriesExhausted));
+            assert!(failure.twilio_message.is_some_and(|m| m.contains("did not answer")));
+        } else {
+            let JobOutcome::RetryAt(at) = outcome else { panic!("retried: {outcome:?}") };
+            // The first retry's back-off: up to two seconds, never a fixed pause.
+            assert!(at - started <= chrono::TimeDelta::seconds(3), "back in {:?}", at - started);
+            assert_eq!((stored.status, stored.attempt), (MessageStatus::Queued, 1));
+        }
+    }
+    let creates = t.stack.simulator.requests().iter().filter(|r| r.method == "POST").count();
+    assert_eq!(creates, 0, "reconciling never sends");
 }
