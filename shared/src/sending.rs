@@ -84,7 +84,7 @@ const WAIT_IN_PLACE: Duration = Duration::from_secs(5);
 const CLAIM_TRIES: usize = 8;
 
 pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, StoreError> {
-    let now = services.clock.now();
+    let mut now = services.clock.now();
     let Some(mut message) = services.messages.get(&job.message_id).await? else {
         warn!(message_id = %job.message_id, "job for a message that does not exist");
         return Ok(JobOutcome::Finished);
@@ -104,8 +104,12 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
     if message.status != MessageStatus::Queued {
         return Ok(already_handled(&message, now));
     }
-    if let Some(slot) = message.send_slot.filter(|slot| until(*slot, now) > WAIT_IN_PLACE) {
-        return Ok(JobOutcome::RetryAt(come_back_for(slot)));
+    if let Some(slot) = message.send_slot.filter(|slot| *slot > now) {
+        if until(slot, now) > WAIT_IN_PLACE {
+            return Ok(JobOutcome::RetryAt(come_back_for(slot)));
+        }
+        tokio::time::sleep(until(slot, now)).await;
+        now = services.clock.now();
     }
     // Everything that can stop the text is checked before the claim, so a failure here never
     // strands a claimed message.
@@ -139,25 +143,18 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
     if let Some(key) = rate_key {
         // The reads above take time: the slot is judged on the clock as it is now.
         match pace(services, &message, &connection, &key, facts.rate, services.clock.now()).await? {
-            Pace::Go(granted) => slot = Some(granted),
+            Pace::Go(granted) => {
+                tokio::time::sleep(until(granted, services.clock.now())).await;
+                slot = Some(granted);
+            }
             Pace::Hide(at) => return Ok(JobOutcome::RetryAt(at)),
         }
-    }
-    // The claim is made while the text waits for its second, so its write is not spent inside
-    // the second; unless the lease could not cover the wait and Twilio's answer (tests shorten it).
-    if let Some(slot) = slot
-        && !lease_covers(services, slot, services.clock.now())
-    {
-        tokio::time::sleep(until(slot, services.clock.now())).await;
     }
     let credits = u64::from(segments::analyse(message.body.as_str()).segments.max(1));
     let claimed = match claim(services, &message, credits).await? {
         Ok(claimed) => claimed,
         Err(outcome) => return Ok(outcome),
     };
-    if let Some(slot) = slot {
-        tokio::time::sleep(until(slot, services.clock.now())).await;
-    }
     if let Some(slot) = slot
         && missed_its_second(slot, services.clock.now())
         && let Some(outcome) = pace_again(services, &claimed, &connection, credits).await?
@@ -346,13 +343,6 @@ async fn pace(
     // Whatever the write finds, the job must not send before its slot.
     services.messages.update_from(message, |m| m.waiting_for_slot(slot, now)).await?;
     Ok(Pace::Hide(come_back_for(slot)))
-}
-
-/// Whether a claim made now would still hold at `slot` for as long as Twilio may take to answer,
-/// with a second to spare.
-fn lease_covers(services: &Services, slot: DateTime<Utc>, now: DateTime<Utc>) -> bool {
-    let twilio_timeout = TimeDelta::from_std(services.timing.twilio_timeout).unwrap_or(TimeDelta::MAX);
-    slot.max(now) + twilio_timeout + TimeDelta::seconds(1) < now + services.timing.lease
 }
 
 /// Whether a text claimed for `slot` would reach Twilio after the slot's second: the claim took
