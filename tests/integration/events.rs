@@ -6,10 +6,8 @@ use aws_lambda_events::sqs::SqsEvent;
 use chrono::TimeDelta;
 use http_body_util::BodyExt;
 use lambda_runtime::{Context, LambdaEvent};
-use shared::api_keys;
-use shared::clinic::{Role, User};
 use shared::config::Settings;
-use shared::ids::{ClinicId, ConnectionId, MessageId, UserId};
+use shared::ids::{ClinicId, ConnectionId, MessageId};
 use shared::message::{Lane, Message, MessageBody};
 use shared::message_status::MessageStatus;
 use shared::phone::E164;
@@ -53,16 +51,7 @@ async fn every_sample_runs_through_its_handler() {
     let t = TestStack::start().await;
     let services = &t.stack.services;
     let now = services.clock.now();
-    let key = api_keys::issue(ClinicId::new("demo"), UserId::new("front-desk"), Role::Staff, now, Some("sample"));
-    services.clinics.put_api_key(&key.record).await.expect("key stored");
-    let user = User {
-        id: "front-desk".into(),
-        clinic_id: ClinicId::new("demo"),
-        name: "Front desk".into(),
-        role: Role::Staff,
-        daily_allowance: None,
-    };
-    services.clinics.put_record(&user).await.expect("user stored");
+    devstack::seed::front_desk(&services.clinics, "demo", "sample", now).await.expect("the sample user stored");
 
     // api: create
     let (status, body) = run_http(api::router(services.clone()), &sample("api-create-message.json")).await;

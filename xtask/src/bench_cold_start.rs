@@ -29,11 +29,9 @@ use chrono::{TimeDelta, Utc};
 use devstack::moto::MotoServer;
 use devstack::stack::{DEMO_SENDER, LIVE_ACCOUNT_SID, local_aws};
 use devstack::tools;
-use shared::api_keys;
-use shared::clinic::{Role, User};
 use shared::clock::Clock;
 use shared::config::{Settings, TwilioSettings};
-use shared::ids::{ClinicId, ConnectionId, MessageId, UserId};
+use shared::ids::{ClinicId, ConnectionId, MessageId};
 use shared::message::{Lane, Message, MessageBody};
 use shared::phone::E164;
 use shared::services::{Services, Timing};
@@ -312,16 +310,7 @@ async fn seed(services: &Services) -> anyhow::Result<ConnectionId> {
     let demo =
         devstack::seed::clinic_with_connection(&services.clinics, &services.counters, "demo", DEMO_SENDER, None, now)
             .await?;
-    let key = api_keys::issue(ClinicId::new("demo"), UserId::new("front-desk"), Role::Staff, now, Some("sample"));
-    services.clinics.put_api_key(&key.record).await?;
-    let user = User {
-        id: "front-desk".into(),
-        clinic_id: ClinicId::new("demo"),
-        name: "Front desk".into(),
-        role: Role::Staff,
-        daily_allowance: None,
-    };
-    services.clinics.put_record(&user).await?;
+    devstack::seed::front_desk(&services.clinics, "demo", "sample", now).await?;
     let shown = message(SHOWN_ID, &demo.connection.id, "+14155550199", now)?
         .claim(now, TimeDelta::seconds(30))
         .and_then(|m| m.accepted(1, SHOWN_SID, "queued", now))
