@@ -38,8 +38,11 @@ pub enum JobOutcome {
 }
 
 impl JobOutcome {
+    /// Back after `wait`, which may come from Twilio (`Retry-After`): any number of seconds,
+    /// saturating rather than overflowing (a hide is at most 12 hours anyway).
     fn after(now: DateTime<Utc>, wait: Duration) -> Self {
-        Self::RetryAt(now + TimeDelta::from_std(wait).unwrap_or(TimeDelta::MAX))
+        let back = TimeDelta::from_std(wait).ok().and_then(|wait| now.checked_add_signed(wait));
+        Self::RetryAt(back.unwrap_or(DateTime::<Utc>::MAX_UTC))
     }
 }
 
@@ -791,6 +794,19 @@ mod tests {
                 (slot - back).num_milliseconds()
             );
             assert!(until(slot, back) <= WAIT_IN_PLACE, "work {work} ms: the rest is slept in place");
+        }
+    }
+
+    #[test]
+    fn any_retry_after_twilio_gives_is_a_time_to_come_back() {
+        let now = at(NOW);
+        for seconds in [0, 30, 86_400 * 365 * 1_000_000, u64::MAX] {
+            let JobOutcome::RetryAt(back) = JobOutcome::after(now, Duration::from_secs(seconds)) else {
+                panic!("kept")
+            };
+            assert!(back >= now, "{seconds} s");
+            let hidden = send_queue::hidden_seconds(until(back, now));
+            assert!((1..=12 * 3600).contains(&hidden), "{seconds} s hides for {hidden} s");
         }
     }
 
