@@ -329,12 +329,7 @@ async fn pace(
     snapshot: Option<RateSnapshot>,
     now: DateTime<Utc>,
 ) -> Result<Pace, StoreError> {
-    let segments = segments::analyse(message.body.as_str()).segments.max(1);
-    let limits = rate_limit::limits(connection.mps, services.shares);
-    let earliest = earliest_slot(now);
-    let Some(slot) =
-        services.counters.reserve_send_slot(key, message.lane, segments, &limits, earliest, snapshot).await?
-    else {
+    let Some(slot) = reserve_slot(services, message, connection, key, snapshot, now).await? else {
         // No room within the hour: look again in a minute.
         return Ok(Pace::Hide(now + TimeDelta::minutes(1)));
     };
@@ -346,6 +341,21 @@ async fn pace(
     // Whatever the write finds, the job must not send before its slot.
     services.messages.update_from(message, |m| m.waiting_for_slot(slot, now)).await?;
     Ok(Pace::Hide(come_back_for(slot)))
+}
+
+/// The first free second for `message` on its connection from `now` on (from the next second
+/// when `now` is late in its own); `None` when none is free within the hour.
+async fn reserve_slot(
+    services: &Services,
+    message: &Message,
+    connection: &Connection,
+    key: &str,
+    snapshot: Option<RateSnapshot>,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let segments = segments::analyse(message.body.as_str()).segments.max(1);
+    let limits = rate_limit::limits(connection.mps, services.shares);
+    services.counters.reserve_send_slot(key, message.lane, segments, &limits, earliest_slot(now), snapshot).await
 }
 
 /// Whether a text claimed for `slot` would reach Twilio after the slot's second: the claim took
@@ -366,11 +376,8 @@ async fn pace_again(
     connection: &Connection,
     credits: u64,
 ) -> Result<Option<JobOutcome>, StoreError> {
-    let segments = segments::analyse(claimed.body.as_str()).segments.max(1);
-    let limits = rate_limit::limits(connection.mps, services.shares);
-    let earliest = earliest_slot(services.clock.now());
     let key = rate_key(claimed);
-    let slot = services.counters.reserve_send_slot(&key, claimed.lane, segments, &limits, earliest, None).await?;
+    let slot = reserve_slot(services, claimed, connection, &key, None, services.clock.now()).await?;
     let now = services.clock.now();
     let twilio_timeout = TimeDelta::from_std(services.timing.twilio_timeout).unwrap_or_default();
     let in_time = |slot: DateTime<Utc>| {
