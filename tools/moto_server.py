@@ -1,6 +1,6 @@
 """moto_server for the project's local stack, tests and benchmarks, with changes that make
 it behave as DynamoDB and SQS do under load: many concurrent requests, and tables and queues
-thousands deep. (Eight changes, listed below.)
+thousands deep. (Nine changes, listed below.)
 
 1. moto serves each request on its own thread and takes no lock in DynamoDB, so two conditional
    updates of one item can both pass their condition, or one can lose the other's ADD. DynamoDB
@@ -44,7 +44,12 @@ rather than the product:
    one DynamoDB never sends); anything else, errors included, goes through moto's renderer. The
    two were compared on 25,000 answers of the integration tests: identical.
 
-With 5 to 8, a 50-MPS sending benchmark got TODO.
+9. Which of a queue's messages are visible is worked out by reading the clock twice for every
+   message in the queue, hidden ones included, as a datetime each time; a long poll does it on
+   every wake (change 5: ten a second), twice. With a lane's 20 pollers and 750 jobs hidden
+   while they wait for their second, that alone kept moto's one core busy. Here the clock is
+   read once per look and the messages' times compared as numbers: the same messages, in the
+   same order.
 
 And one addition, for the cost benchmark: with CLINIC_SMS_MOTO_CAPACITY=1 in its environment,
 every DynamoDB response carries the read and write request units the request would consume on
@@ -74,6 +79,7 @@ from moto.dynamodb.models.table import Table
 from moto.core.responses import ActionResult, get_service_model
 from moto.dynamodb.responses import DynamoHandler, DynamoResult
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from moto.core.utils import unix_time_millis
 from moto.sqs.models import Queue, SQSBackend
 import waitress
 
@@ -169,6 +175,11 @@ def send_message(self, queue_name, *args, **kwargs):
 
 
 _WAKE_EVERY_SECS = 0.1
+
+
+def visible_messages(self):
+    now = unix_time_millis()
+    return [m for m in self._messages if m.visible_at < now and m.delayed_until <= now]
 
 
 def wait_for_messages(self, timeout):
@@ -443,6 +454,7 @@ SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_o
 Queue.attributes = property(attributes)
 SQSBackend.send_message = send_message
 Queue.wait_for_messages = wait_for_messages
+Queue.messages = property(visible_messages)
 _moto_modules = tuple(moto_backends.list_of_moto_modules())
 moto_backends.list_of_moto_modules = lambda: _moto_modules
 
