@@ -64,6 +64,16 @@ pub struct RateSnapshot {
     usage: WindowUsage,
 }
 
+impl RateSnapshot {
+    /// Whether every segment of the second before `now`'s was granted: the connection is being
+    /// used to the full. Unknown (so `false`) in a window's first second, whose previous second
+    /// is in the window before.
+    pub fn last_second_full(&self, now: DateTime<Utc>, per_second: u32) -> bool {
+        let (window, offset) = window_of(now);
+        window == self.window && offset > 0 && self.usage.per_second[offset - 1] >= per_second
+    }
+}
+
 /// The two items a snapshot is made of: the lane's frontier and the current window.
 #[derive(Debug, Clone)]
 pub struct SnapshotKeys {
@@ -282,5 +292,27 @@ impl CountersTable {
             }
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(rfc3339: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(rfc3339).expect("valid time").with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_connection_is_busy_when_its_last_second_was_granted_in_full() {
+        // 15:00:03 is the fourth second of the window that starts at 15:00:00.
+        let now = at("2026-06-10T15:00:03.500Z");
+        let mut usage = WindowUsage::default();
+        usage.per_second[2] = 10;
+        let snapshot = RateSnapshot { window: window_of(now).0, frontier: 0, usage };
+        assert!(snapshot.last_second_full(now, 10));
+        assert!(!snapshot.last_second_full(now, 11), "one segment still free");
+        assert!(!snapshot.last_second_full(at("2026-06-10T15:00:04.100Z"), 10), "the second before was empty");
+        assert!(!snapshot.last_second_full(at("2026-06-10T15:00:10.100Z"), 10), "another window");
     }
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Timelike, Utc};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::appointments::{Appointment, AppointmentStatus};
 use crate::clinic::{Clinic, Connection, ConnectionError, is_connection_error};
@@ -72,6 +72,11 @@ const SLOT_TOLERANCE: TimeDelta = TimeDelta::milliseconds(500);
 /// takes longer than the rest of the second is caught at `SEND_BY`. Later would cost a
 /// conversation text more wait for the next second than it saves.
 const SLOT_TOO_LATE: TimeDelta = TimeDelta::milliseconds(700);
+/// The same on a busy connection (its last second was full): there the store is loaded with
+/// everyone's grants and claims, so a grant late in a second more often comes back too late to
+/// claim than it is needed, the next second filling anyway; the slot it took goes unused. On a
+/// connection with room, a late grant saves a conversation text most of a second.
+const SLOT_TOO_LATE_WHEN_BUSY: TimeDelta = TimeDelta::milliseconds(400);
 /// A hidden job comes back this much before its slot and sleeps the rest: SQS hides in whole
 /// seconds (rounded up, up to a second later), a poller may take a moment to hand the job out,
 /// and a job back after its second has lost it. A second more of sleep costs far less.
@@ -147,7 +152,9 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
         // The reads above take time: the slot is judged on the clock as it is now.
         match pace(services, &message, &connection, &key, facts.rate, services.clock.now()).await? {
             Pace::Go(granted) => {
-                tokio::time::sleep(until(granted, services.clock.now())).await;
+                let now = services.clock.now();
+                debug!(message_id = %message.id, ms_into_slot = (now - granted).num_milliseconds(), "slot granted");
+                tokio::time::sleep(until(granted, now)).await;
                 slot = Some(granted);
             }
             Pace::Hide(at) => return Ok(JobOutcome::RetryAt(at)),
@@ -160,7 +167,7 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
     };
     if let Some(slot) = slot
         && missed_its_second(slot, services.clock.now())
-        && let Some(outcome) = pace_again(services, &claimed, &connection, credits).await?
+        && let Some(outcome) = pace_again(services, &claimed, &connection, credits, slot).await?
     {
         return Ok(outcome);
     }
@@ -355,7 +362,10 @@ async fn reserve_slot(
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
     let segments = segments::analyse(message.body.as_str()).segments.max(1);
     let limits = rate_limit::limits(connection.mps, services.shares);
-    services.counters.reserve_send_slot(key, message.lane, segments, &limits, earliest_slot(now), snapshot).await
+    // Without a snapshot (a text that already missed its second) the store is evidently slow.
+    let busy = snapshot.is_none_or(|s| s.last_second_full(now, limits.per_second));
+    let from = earliest_slot(now, busy);
+    services.counters.reserve_send_slot(key, message.lane, segments, &limits, from, snapshot).await
 }
 
 /// Whether a text claimed for `slot` would reach Twilio after the slot's second: the claim took
@@ -375,7 +385,9 @@ async fn pace_again(
     claimed: &Message,
     connection: &Connection,
     credits: u64,
+    missed: DateTime<Utc>,
 ) -> Result<Option<JobOutcome>, StoreError> {
+    let late_ms = (services.clock.now() - missed.with_nanosecond(0).unwrap_or(missed)).num_milliseconds();
     let key = rate_key(claimed);
     let slot = reserve_slot(services, claimed, connection, &key, None, services.clock.now()).await?;
     let now = services.clock.now();
@@ -383,7 +395,7 @@ async fn pace_again(
     let in_time = |slot: DateTime<Utc>| {
         until(slot, now) <= WAIT_IN_PLACE && claimed.lease_until.is_some_and(|lease| slot + twilio_timeout < lease)
     };
-    info!(message_id = %claimed.id, "claimed after its second had passed; took another");
+    info!(message_id = %claimed.id, late_ms, "claimed after its second had passed; took another");
     if let Some(slot) = slot.filter(|slot| in_time(*slot)) {
         tokio::time::sleep(until(slot, now)).await;
         return Ok(None);
@@ -397,11 +409,13 @@ async fn pace_again(
     Ok(Some(JobOutcome::RetryAt(slot.map_or(now + TimeDelta::minutes(1), come_back_for))))
 }
 
-/// Where a slot may start: a second more than `SLOT_TOO_LATE` gone is left to others, because a
-/// text granted it could reach Twilio in the next one.
-fn earliest_slot(now: DateTime<Utc>) -> DateTime<Utc> {
+/// Where a slot may start: a second more than `SLOT_TOO_LATE` gone (`SLOT_TOO_LATE_WHEN_BUSY` on
+/// a busy connection) is left to others, because a text granted it could reach Twilio in the
+/// next one.
+fn earliest_slot(now: DateTime<Utc>, busy: bool) -> DateTime<Utc> {
     let second = now.with_nanosecond(0).unwrap_or(now);
-    if now - second > SLOT_TOO_LATE { second + TimeDelta::seconds(1) } else { now }
+    let too_late = if busy { SLOT_TOO_LATE_WHEN_BUSY } else { SLOT_TOO_LATE };
+    if now - second > too_late { second + TimeDelta::seconds(1) } else { now }
 }
 
 /// When a job hidden for `slot` should come back: early enough to be received and read before
@@ -781,9 +795,19 @@ mod tests {
     #[test]
     fn a_slot_is_never_granted_late_in_a_second() {
         let second = at(NOW).with_nanosecond(0).expect("whole second");
-        assert_eq!(earliest_slot(second + TimeDelta::milliseconds(200)), second + TimeDelta::milliseconds(200));
-        assert_eq!(earliest_slot(second + SLOT_TOO_LATE), second + SLOT_TOO_LATE);
-        assert_eq!(earliest_slot(second + TimeDelta::milliseconds(800)), second + TimeDelta::seconds(1));
+        assert_eq!(earliest_slot(second + TimeDelta::milliseconds(200), false), second + TimeDelta::milliseconds(200));
+        assert_eq!(earliest_slot(second + SLOT_TOO_LATE, false), second + SLOT_TOO_LATE);
+        assert_eq!(earliest_slot(second + TimeDelta::milliseconds(800), false), second + TimeDelta::seconds(1));
+    }
+
+    #[test]
+    fn a_busy_connection_leaves_the_end_of_a_second_sooner() {
+        let second = at(NOW).with_nanosecond(0).expect("whole second");
+        let late = second + TimeDelta::milliseconds(500);
+        assert_eq!(earliest_slot(late, false), late, "with room, a conversation text still goes this second");
+        assert_eq!(earliest_slot(late, true), second + TimeDelta::seconds(1));
+        assert_eq!(earliest_slot(second + SLOT_TOO_LATE_WHEN_BUSY, true), second + SLOT_TOO_LATE_WHEN_BUSY);
+        assert!(SLOT_TOO_LATE_WHEN_BUSY < SLOT_TOO_LATE);
     }
 
     #[test]

@@ -245,6 +245,11 @@ async fn throughput(endpoint: &str, mps: u32, seconds: u32) -> anyhow::Result<()
         grants.values().max().copied().unwrap_or(0),
         grants.values().filter(|g| **g > mps).count()
     );
+    let series = |counts: &BTreeMap<i64, u32>| {
+        seconds_used.keys().map(|s| counts.get(s).copied().unwrap_or(0).to_string()).collect::<Vec<_>>().join(" ")
+    };
+    println!("  per second      at the simulator: {}", series(&seconds_used));
+    println!("                  granted:          {}", series(&grants));
     print_requests(&seen, count);
     print_receives(&stack, count);
     println!(
