@@ -62,6 +62,8 @@ pub struct RateSnapshot {
     window: i64,
     frontier: i64,
     usage: WindowUsage,
+    /// The window after: a connection used to the full is granting there within seconds.
+    next: WindowUsage,
 }
 
 impl RateSnapshot {
@@ -72,9 +74,20 @@ impl RateSnapshot {
         let (window, offset) = window_of(now);
         window == self.window && offset > 0 && self.usage.per_second[offset - 1] >= per_second
     }
+
+    /// The usage of `window` as read, if the snapshot holds it.
+    fn usage_of(&self, window: i64) -> Option<WindowUsage> {
+        if window == self.window {
+            Some(self.usage)
+        } else if window == self.window + WINDOW_SECS as i64 {
+            Some(self.next)
+        } else {
+            None
+        }
+    }
 }
 
-/// The two items a snapshot is made of: the lane's frontier and the current window.
+/// The items a snapshot is made of: the lane's frontier, the current window and the next.
 #[derive(Debug, Clone)]
 pub struct SnapshotKeys {
     key: String,
@@ -88,14 +101,20 @@ pub fn snapshot_keys(key: &str, lane: Lane, now: DateTime<Utc>) -> SnapshotKeys 
 }
 
 impl SnapshotKeys {
-    /// `[frontier, current window]` as `(pk, sk)`.
-    pub fn keys(&self) -> [(String, String); 2] {
+    /// `[frontier, current window, next window]` as `(pk, sk)`.
+    pub fn keys(&self) -> [(String, String); 3] {
         let pk = format!("RATE#{}", self.key);
-        [(pk.clone(), frontier_sk(self.lane)), (pk, self.window.to_string())]
+        let next = self.window + WINDOW_SECS as i64;
+        [(pk.clone(), frontier_sk(self.lane)), (pk.clone(), self.window.to_string()), (pk, next.to_string())]
     }
 
-    pub fn read(&self, frontier: Option<&Item>, window: Option<&Item>) -> RateSnapshot {
-        RateSnapshot { window: self.window, frontier: number_of(frontier, "window"), usage: usage_of(window) }
+    pub fn read(&self, frontier: Option<&Item>, window: Option<&Item>, next: Option<&Item>) -> RateSnapshot {
+        RateSnapshot {
+            window: self.window,
+            frontier: number_of(frontier, "window"),
+            usage: usage_of(window),
+            next: usage_of(next),
+        }
     }
 }
 
@@ -256,7 +275,7 @@ impl CountersTable {
             None => self.frontier(key, lane).await?,
         };
         let mut window = current.max(frontier);
-        let mut known_usage = snapshot.map(|s| s.usage).filter(|_| window == current);
+        let mut known_usage = snapshot.and_then(|s| s.usage_of(window));
         let mut conflicts = 0;
         while window <= current + HORIZON_WINDOWS * step {
             let from = if window == current { offset } else { 0 };
@@ -288,6 +307,7 @@ impl CountersTable {
                         self.advance_frontier(key, lane, window + step).await?;
                     }
                     window += step;
+                    known_usage = snapshot.and_then(|s| s.usage_of(window));
                 }
             }
         }
@@ -309,7 +329,7 @@ mod tests {
         let now = at("2026-06-10T15:00:03.500Z");
         let mut usage = WindowUsage::default();
         usage.per_second[2] = 10;
-        let snapshot = RateSnapshot { window: window_of(now).0, frontier: 0, usage };
+        let snapshot = RateSnapshot { window: window_of(now).0, frontier: 0, usage, next: WindowUsage::default() };
         assert!(snapshot.last_second_full(now, 10));
         assert!(!snapshot.last_second_full(now, 11), "one segment still free");
         assert!(!snapshot.last_second_full(at("2026-06-10T15:00:04.100Z"), 10), "the second before was empty");

@@ -141,10 +141,11 @@ impl SenderStore {
             facts.alert_appointments.extend(stored.filter(|a| a.clinic_id == message.clinic_id));
         }
         if let Some(rate) = rate {
-            let [frontier, window] = rate.keys();
+            let [frontier, window, next] = rate.keys();
             let frontier = take(&self.counters, &frontier);
             let window = take(&self.counters, &window);
-            facts.rate = Some(rate.read(frontier.as_ref(), window.as_ref()));
+            let next = take(&self.counters, &next);
+            facts.rate = Some(rate.read(frontier.as_ref(), window.as_ref(), next.as_ref()));
         }
         Ok(facts)
     }
