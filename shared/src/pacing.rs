@@ -5,7 +5,7 @@
 //! long backlog does not rescan full windows.
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::counters_table::CountersTable;
@@ -63,7 +63,15 @@ pub struct RateSnapshot {
     frontier: i64,
     usage: WindowUsage,
     /// The window after: a connection used to the full is granting there within seconds.
-    next: WindowUsage,
+    next: Option<WindowUsage>,
+}
+
+/// A granted slot, with the window it is in as the grant left it: enough for a text that
+/// misses the slot to take another without reading the window again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation {
+    pub slot: DateTime<Utc>,
+    pub after: RateSnapshot,
 }
 
 impl RateSnapshot {
@@ -80,7 +88,7 @@ impl RateSnapshot {
         if window == self.window {
             Some(self.usage)
         } else if window == self.window + WINDOW_SECS as i64 {
-            Some(self.next)
+            self.next
         } else {
             None
         }
@@ -113,14 +121,15 @@ impl SnapshotKeys {
             window: self.window,
             frontier: number_of(frontier, "window"),
             usage: usage_of(window),
-            next: usage_of(next),
+            next: Some(usage_of(next)),
         }
     }
 }
 
 /// What a grant came to.
 enum Granted {
-    Yes,
+    /// The window with the grant in it.
+    Yes(WindowUsage),
     /// Someone took the room first; the window as it stands now, when DynamoDB said.
     No(Option<WindowUsage>),
 }
@@ -207,12 +216,14 @@ impl CountersTable {
         let result = request
             .update_expression(update)
             .condition_expression(condition)
-            // A refused grant returns the window as it now stands, so the next try needs no read.
+            // A refused grant returns the window as it now stands, so the next try needs no read;
+            // a grant returns it too, for a text that misses its slot and must take another.
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_values(ReturnValue::AllNew)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(Granted::Yes),
+            Ok(granted) => Ok(Granted::Yes(usage_of(granted.attributes.as_ref()))),
             Err(err) => match err.into_service_error() {
                 UpdateItemError::ConditionalCheckFailedException(refused) => {
                     Ok(Granted::No(refused.item.as_ref().map(|item| usage_of(Some(item)))))
@@ -266,10 +277,10 @@ impl CountersTable {
         limits: &Limits,
         now: DateTime<Utc>,
         snapshot: Option<RateSnapshot>,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+    ) -> Result<Option<Reservation>, StoreError> {
         let (current, offset) = window_of(now);
         let step = WINDOW_SECS as i64;
-        let snapshot = snapshot.filter(|s| s.window == current);
+        let snapshot = snapshot.filter(|s| s.usage_of(current).is_some());
         let frontier = match snapshot {
             Some(s) => s.frontier,
             None => self.frontier(key, lane).await?,
@@ -286,9 +297,12 @@ impl CountersTable {
             match first_fit(&usage, limits, lane, segments, from) {
                 Some(second) => {
                     match self.grant(key, window, second, lane, segments, limits).await? {
-                        Granted::Yes => {
+                        Granted::Yes(usage) => {
                             let at = DateTime::from_timestamp(window + i64::try_from(second).unwrap_or(0), 0);
-                            return Ok(Some(at.unwrap_or(now).max(now - TimeDelta::seconds(1))));
+                            let slot = at.unwrap_or(now).max(now - TimeDelta::seconds(1));
+                            let next = snapshot.and_then(|s| s.usage_of(window + step));
+                            let after = RateSnapshot { window, frontier, usage, next };
+                            return Ok(Some(Reservation { slot, after }));
                         }
                         // Someone took it first: look at this window again, as it now stands.
                         Granted::No(as_it_stands) => known_usage = as_it_stands,
@@ -329,7 +343,7 @@ mod tests {
         let now = at("2026-06-10T15:00:03.500Z");
         let mut usage = WindowUsage::default();
         usage.per_second[2] = 10;
-        let snapshot = RateSnapshot { window: window_of(now).0, frontier: 0, usage, next: WindowUsage::default() };
+        let snapshot = RateSnapshot { window: window_of(now).0, frontier: 0, usage, next: None };
         assert!(snapshot.last_second_full(now, 10));
         assert!(!snapshot.last_second_full(now, 11), "one segment still free");
         assert!(!snapshot.last_second_full(at("2026-06-10T15:00:04.100Z"), 10), "the second before was empty");

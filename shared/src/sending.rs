@@ -15,7 +15,7 @@ use crate::dynamo::StoreError;
 use crate::message::{AppointmentRef, Failure, Lane, Message};
 use crate::message_status::MessageStatus;
 use crate::messages_table::Update;
-use crate::pacing::RateSnapshot;
+use crate::pacing::{RateSnapshot, Reservation};
 use crate::rate_limit;
 use crate::reason::Reason;
 use crate::reminder_window;
@@ -123,6 +123,7 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
     // strands a claimed message.
     let rate_key = needs_slot(&message, now).then(|| rate_key(&message));
     let mut slot = message.send_slot.filter(|_| rate_key.is_none());
+    let mut window_after_grant = None;
     if let (Some(slot), Some(_)) = (message.send_slot, &rate_key) {
         info!(message_id = %message.id, late_ms = (now - slot).num_milliseconds(), "came back after its slot; taking another");
     }
@@ -153,9 +154,10 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
         match pace(services, &message, &connection, &key, facts.rate, services.clock.now()).await? {
             Pace::Go(granted) => {
                 let now = services.clock.now();
-                debug!(message_id = %message.id, ms_into_slot = (now - granted).num_milliseconds(), "slot granted");
-                tokio::time::sleep(until(granted, now)).await;
-                slot = Some(granted);
+                debug!(message_id = %message.id, ms_into_slot = (now - granted.slot).num_milliseconds(), "slot granted");
+                tokio::time::sleep(until(granted.slot, now)).await;
+                slot = Some(granted.slot);
+                window_after_grant = Some(granted.after);
             }
             Pace::Hide(at) => return Ok(JobOutcome::RetryAt(at)),
         }
@@ -167,7 +169,7 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
     };
     if let Some(slot) = slot
         && missed_its_second(slot, services.clock.now())
-        && let Some(outcome) = pace_again(services, &claimed, &connection, credits, slot).await?
+        && let Some(outcome) = pace_again(services, &claimed, &connection, credits, slot, window_after_grant).await?
     {
         return Ok(outcome);
     }
@@ -320,7 +322,7 @@ fn rate_key(m: &Message) -> String {
 
 enum Pace {
     /// Send in this second: now, or after a wait of at most `WAIT_IN_PLACE`.
-    Go(DateTime<Utc>),
+    Go(Box<Reservation>),
     /// Hide the job; it comes back at this time.
     Hide(DateTime<Utc>),
 }
@@ -336,14 +338,17 @@ async fn pace(
     snapshot: Option<RateSnapshot>,
     now: DateTime<Utc>,
 ) -> Result<Pace, StoreError> {
-    let Some(slot) = reserve_slot(services, message, connection, key, snapshot, now).await? else {
+    let busy = snapshot
+        .is_some_and(|s| s.last_second_full(now, rate_limit::limits(connection.mps, services.shares).per_second));
+    let Some(reservation) = reserve_slot(services, message, connection, key, snapshot, busy, now).await? else {
         // No room within the hour: look again in a minute.
         return Ok(Pace::Hide(now + TimeDelta::minutes(1)));
     };
+    let slot = reservation.slot;
     // Never before the slot's second: a text sent early lands in the second before, on top of
     // that second's own.
     if until(slot, now) <= WAIT_IN_PLACE {
-        return Ok(Pace::Go(slot));
+        return Ok(Pace::Go(Box::new(reservation)));
     }
     // Whatever the write finds, the job must not send before its slot.
     services.messages.update_from(message, |m| m.waiting_for_slot(slot, now)).await?;
@@ -358,12 +363,11 @@ async fn reserve_slot(
     connection: &Connection,
     key: &str,
     snapshot: Option<RateSnapshot>,
+    busy: bool,
     now: DateTime<Utc>,
-) -> Result<Option<DateTime<Utc>>, StoreError> {
+) -> Result<Option<Reservation>, StoreError> {
     let segments = segments::analyse(message.body.as_str()).segments.max(1);
     let limits = rate_limit::limits(connection.mps, services.shares);
-    // Without a snapshot (a text that already missed its second) the store is evidently slow.
-    let busy = snapshot.is_none_or(|s| s.last_second_full(now, limits.per_second));
     let from = earliest_slot(now, busy);
     services.counters.reserve_send_slot(key, message.lane, segments, &limits, from, snapshot).await
 }
@@ -386,10 +390,14 @@ async fn pace_again(
     connection: &Connection,
     credits: u64,
     missed: DateTime<Utc>,
+    window_after_grant: Option<RateSnapshot>,
 ) -> Result<Option<JobOutcome>, StoreError> {
     let late_ms = (services.clock.now() - missed.with_nanosecond(0).unwrap_or(missed)).num_milliseconds();
     let key = rate_key(claimed);
-    let slot = reserve_slot(services, claimed, connection, &key, None, services.clock.now()).await?;
+    // The store is evidently slow: busy, whatever the window says.
+    let reservation =
+        reserve_slot(services, claimed, connection, &key, window_after_grant, true, services.clock.now()).await?;
+    let slot = reservation.map(|r| r.slot);
     let now = services.clock.now();
     let twilio_timeout = TimeDelta::from_std(services.timing.twilio_timeout).unwrap_or_default();
     let in_time = |slot: DateTime<Utc>| {

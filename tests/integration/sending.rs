@@ -129,7 +129,7 @@ async fn the_shared_lanes_leave_a_fifth_of_every_second_to_conversations() {
     let now = chrono::DateTime::from_timestamp(t.stack.services.clock.now().timestamp() / 10 * 10, 0).expect("time");
     let reserve = |lane: Lane, segments: u32| async move {
         let slot = counters.reserve_send_slot("per-second", lane, segments, &limits, now, None).await;
-        (lane, segments, slot.expect("reserved").expect("within the horizon"))
+        (lane, segments, slot.expect("reserved").expect("within the horizon").slot)
     };
     // 60 bulk and 60 scheduled texts (every fifth of three segments) for the same seconds, one
     // reservation at a time: moto, unlike DynamoDB, can let two concurrent conditional updates
