@@ -127,7 +127,9 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
     if let (Some(slot), Some(_)) = (message.send_slot, &rate_key) {
         info!(message_id = %message.id, late_ms = (now - slot).num_milliseconds(), "came back after its slot; taking another");
     }
+    let read_started = std::time::Instant::now();
     let facts = services.sender_store.facts(&message, rate_key.as_deref(), now).await?;
+    let lead = lead_time(read_started.elapsed());
     let connection = match pre_checks(&message, &facts, now) {
         Ready::Go(connection) => connection,
         Ready::Stop(stop) => {
@@ -151,7 +153,7 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
     }
     if let Some(key) = rate_key {
         // The reads above take time: the slot is judged on the clock as it is now.
-        match pace(services, &message, &connection, &key, facts.rate, services.clock.now()).await? {
+        match pace(services, &message, &connection, &key, facts.rate, services.clock.now(), lead).await? {
             Pace::Go(granted) => {
                 let now = services.clock.now();
                 debug!(message_id = %message.id, ms_into_slot = (now - granted.slot).num_milliseconds(), "slot granted");
@@ -169,7 +171,8 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
     };
     if let Some(slot) = slot
         && missed_its_second(slot, services.clock.now())
-        && let Some(outcome) = pace_again(services, &claimed, &connection, credits, slot, window_after_grant).await?
+        && let Some(outcome) =
+            pace_again(services, &claimed, &connection, credits, slot, window_after_grant, lead).await?
     {
         return Ok(outcome);
     }
@@ -337,10 +340,12 @@ async fn pace(
     key: &str,
     snapshot: Option<RateSnapshot>,
     now: DateTime<Utc>,
+    lead: TimeDelta,
 ) -> Result<Pace, StoreError> {
     let busy = snapshot
         .is_some_and(|s| s.last_second_full(now, rate_limit::limits(connection.mps, services.shares).per_second));
-    let Some(reservation) = reserve_slot(services, message, connection, key, snapshot, busy, now).await? else {
+    let from = earliest_slot(now + lead, busy);
+    let Some(reservation) = reserve_slot(services, message, connection, key, snapshot, from).await? else {
         // No room within the hour: look again in a minute.
         return Ok(Pace::Hide(now + TimeDelta::minutes(1)));
     };
@@ -355,20 +360,18 @@ async fn pace(
     Ok(Pace::Hide(come_back_for(slot)))
 }
 
-/// The first free second for `message` on its connection from `now` on (from the next second
-/// when `now` is late in its own); `None` when none is free within the hour.
+/// The first free second for `message` on its connection from `from` on (`earliest_slot`);
+/// `None` when none is free within the hour.
 async fn reserve_slot(
     services: &Services,
     message: &Message,
     connection: &Connection,
     key: &str,
     snapshot: Option<RateSnapshot>,
-    busy: bool,
-    now: DateTime<Utc>,
+    from: DateTime<Utc>,
 ) -> Result<Option<Reservation>, StoreError> {
     let segments = segments::analyse(message.body.as_str()).segments.max(1);
     let limits = rate_limit::limits(connection.mps, services.shares);
-    let from = earliest_slot(now, busy);
     services.counters.reserve_send_slot(key, message.lane, segments, &limits, from, snapshot).await
 }
 
@@ -391,12 +394,13 @@ async fn pace_again(
     credits: u64,
     missed: DateTime<Utc>,
     window_after_grant: Option<RateSnapshot>,
+    lead: TimeDelta,
 ) -> Result<Option<JobOutcome>, StoreError> {
     let late_ms = (services.clock.now() - missed.with_nanosecond(0).unwrap_or(missed)).num_milliseconds();
     let key = rate_key(claimed);
     // The store is evidently slow: busy, whatever the window says.
-    let reservation =
-        reserve_slot(services, claimed, connection, &key, window_after_grant, true, services.clock.now()).await?;
+    let from = earliest_slot(services.clock.now() + lead, true);
+    let reservation = reserve_slot(services, claimed, connection, &key, window_after_grant, from).await?;
     let slot = reservation.map(|r| r.slot);
     let now = services.clock.now();
     let twilio_timeout = TimeDelta::from_std(services.timing.twilio_timeout).unwrap_or_default();
@@ -415,6 +419,14 @@ async fn pace_again(
         error!(message_id = %claimed.id, error = ?e, credits, "could not refund credits");
     }
     Ok(Some(JobOutcome::RetryAt(slot.map_or(now + TimeDelta::minutes(1), come_back_for))))
+}
+
+/// How long the grant and the claim will take, judged by the read just made: about two such
+/// round trips. A slot is asked for from then, so that on a slow store (a loaded one, or one
+/// serving a request at a time) it is not granted for a second that is over before the claim is
+/// made; on DynamoDB it is a few milliseconds.
+fn lead_time(read_took: Duration) -> TimeDelta {
+    TimeDelta::from_std(read_took.saturating_mul(2).min(WAIT_IN_PLACE)).unwrap_or_default()
 }
 
 /// Where a slot may start: a second more than `SLOT_TOO_LATE` gone (`SLOT_TOO_LATE_WHEN_BUSY` on
@@ -806,6 +818,14 @@ mod tests {
         assert_eq!(earliest_slot(second + TimeDelta::milliseconds(200), false), second + TimeDelta::milliseconds(200));
         assert_eq!(earliest_slot(second + SLOT_TOO_LATE, false), second + SLOT_TOO_LATE);
         assert_eq!(earliest_slot(second + TimeDelta::milliseconds(800), false), second + TimeDelta::seconds(1));
+    }
+
+    #[test]
+    fn a_slot_is_asked_from_when_the_grant_and_the_claim_will_be_done() {
+        assert_eq!(lead_time(Duration::from_millis(4)), TimeDelta::milliseconds(8), "DynamoDB: a few ms");
+        assert_eq!(lead_time(Duration::from_millis(300)), TimeDelta::milliseconds(600));
+        // A stalled read never pushes the slot past what the sender waits for in place.
+        assert_eq!(lead_time(Duration::from_secs(60)), TimeDelta::from_std(WAIT_IN_PLACE).expect("small"));
     }
 
     #[test]
