@@ -51,6 +51,9 @@ rather than the product:
    read once per look and the messages' times compared as numbers: the same messages, in the
    same order.
 
+With 7 to 9, the 50-MPS sending benchmark went from about 24 texts a second to 44-50 (moto's
+latency under load is still what limits it on two cores; docs/benchmarks.md).
+
 And one addition, for the cost benchmark: with CLINIC_SMS_MOTO_CAPACITY=1 in its environment,
 every DynamoDB response carries the read and write request units the request would consume on
 AWS, in the header `x-clinic-sms-capacity` ("read=<units>;write=<units>"), reckoned by
