@@ -2,7 +2,8 @@
 //! the connection's throughput and the lane's share have room (`rate_limit`). The reservation is
 //! one conditional `UpdateItem` on the window's counter item, so every concurrent sender sees the
 //! same budget. A per-lane frontier remembers the first window that may still have room, so a
-//! long backlog does not rescan full windows.
+//! long backlog does not rescan full windows. Senders refused the same second spread out over
+//! the free places after it rather than all asking for the next one.
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
@@ -11,13 +12,16 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::counters_table::CountersTable;
 use crate::dynamo::{Item, StoreError, get_consistent, n, number_of, s};
 use crate::message::Lane;
-use crate::rate_limit::{self, LaneUse, Limits, WINDOW_SECS, WindowUsage, first_fit};
+use crate::rate_limit::{self, LaneUse, Limits, WINDOW_SECS, WindowUsage, nth_fit};
 
 /// How far ahead a slot is searched for before the message is told to come back later.
 const HORIZON_WINDOWS: i64 = 360;
 /// A refused grant costs one request (it returns the window), so a burst of senders after the
 /// same seconds can afford many.
 const CONFLICT_RETRIES: u64 = 48;
+/// After refusals a sender picks among at most 2^this free places (64): enough for the lanes'
+/// 100 texts in flight to spread out within a few refusals.
+const SPREAD_DOUBLINGS: u64 = 6;
 
 fn lane_name(lane: Lane) -> &'static str {
     match lane {
@@ -190,7 +194,7 @@ impl CountersTable {
                     ":shared_cap",
                     n(limits.window.scheduled_and_bulk.saturating_sub(segments)),
                 );
-            // The same rule as `rate_limit::first_fit`: at 1 MPS nothing shared beside it.
+            // The same rule as `rate_limit::nth_fit`: at 1 MPS nothing shared beside it.
             if rate_limit::shared_lanes_alternate(limits) {
                 for (i, beside) in rate_limit::neighbours(second).enumerate() {
                     let name = format!("#beside{i}");
@@ -199,7 +203,7 @@ impl CountersTable {
                 }
                 request = request.expression_attribute_values(":none", n(0));
             }
-            // The same rule as `rate_limit::first_fit`: longer than the lane's share of a
+            // The same rule as `rate_limit::nth_fit`: longer than the lane's share of a
             // second, it goes where the shared lanes have sent nothing yet.
             if segments > second_cap.min(limits.second.scheduled_and_bulk) {
                 condition.push_str(" AND (attribute_not_exists(#shared_s) OR #shared_s = :zero)");
@@ -288,15 +292,18 @@ impl CountersTable {
         let mut window = current.max(frontier);
         let mut known_usage = snapshot.and_then(|s| s.usage_of(window));
         let mut conflicts = 0;
+        // Free places left to others: none at first, more after each refusal.
+        let mut skip = 0;
         while window <= current + HORIZON_WINDOWS * step {
             let from = if window == current { offset } else { 0 };
             let usage = match known_usage.take() {
                 Some(usage) => usage,
                 None => self.window_usage(key, window).await?,
             };
-            match first_fit(&usage, limits, lane, segments, from) {
-                Some(second) => {
-                    match self.grant(key, window, second, lane, segments, limits).await? {
+            match nth_fit(&usage, limits, lane, segments, from, skip) {
+                Ok(second) => {
+                    // Segments granted to others between this look at the window and the refusal.
+                    let raced = match self.grant(key, window, second, lane, segments, limits).await? {
                         Granted::Yes(usage) => {
                             let at = DateTime::from_timestamp(window + i64::try_from(second).unwrap_or(0), 0);
                             let slot = at.unwrap_or(now).max(now - TimeDelta::seconds(1));
@@ -305,21 +312,35 @@ impl CountersTable {
                             return Ok(Some(Reservation { slot, after }));
                         }
                         // Someone took it first: look at this window again, as it now stands.
-                        Granted::No(as_it_stands) => known_usage = as_it_stands,
-                    }
+                        Granted::No(as_it_stands) => {
+                            known_usage = as_it_stands;
+                            as_it_stands.map_or(1, |stands| stands.granted().saturating_sub(usage.granted()))
+                        }
+                    };
                     conflicts += 1;
                     if conflicts > CONFLICT_RETRIES {
                         return Ok(None);
                     }
-                    // Many senders after the same second: spread the next tries out.
+                    // Many senders after the same second: spread the next tries out, in time and
+                    // over the free places. Each asking for the first free place, n senders
+                    // would make n²/2 requests between them (at 1 MPS, every refused sender but
+                    // one is refused again). Spread over the places, about n log n. How far: half
+                    // as many again as were granted while this one was refused (how many are
+                    // racing), so the last few of a burst leave few seconds empty behind them;
+                    // and at most twice as far after each refusal, so one refusal on a busy
+                    // connection never sends a text seconds away.
                     let jitter = rand::random::<u64>() % (2 * conflicts.min(10) + 1);
                     tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+                    let spread = (3 * raced).div_ceil(2 * segments).min(1 << conflicts.min(SPREAD_DOUBLINGS)).max(2);
+                    skip = rand::random::<u32>() % spread;
                 }
-                None => {
-                    // The lane's share of this window is spent (or every second is full).
-                    if from == 0 {
+                Err(places) => {
+                    // No place left here (the lane's share is spent, or every second is full), or
+                    // fewer than the places to leave: the rest of those are in the next window.
+                    if from == 0 && places == 0 {
                         self.advance_frontier(key, lane, window + step).await?;
                     }
+                    skip -= places;
                     window += step;
                     known_usage = snapshot.and_then(|s| s.usage_of(window));
                 }

@@ -118,6 +118,26 @@ pub struct WindowUsage {
     pub lanes_per_second: [LaneUse; WINDOW_SECS],
 }
 
+impl WindowUsage {
+    /// Every lane's segments over the window.
+    pub fn granted(&self) -> u32 {
+        self.per_second.iter().sum()
+    }
+
+    /// Counts `segments` of `lane` as granted in `second`.
+    fn take(&mut self, lane: Lane, segments: u32, second: usize) {
+        self.per_second[second] += segments;
+        let (window, this_second) = (&mut self.lanes, &mut self.lanes_per_second[second]);
+        for used in [window, this_second] {
+            match lane {
+                Lane::Interactive => {}
+                Lane::Scheduled => used.scheduled += segments,
+                Lane::Bulk => used.bulk += segments,
+            }
+        }
+    }
+}
+
 /// Whether the lane's share of this window still has room for `segments`.
 pub fn lane_has_room(usage: &WindowUsage, limits: &Limits, lane: Lane, segments: u32) -> bool {
     limits.window.room(&usage.lanes, lane, segments)
@@ -162,10 +182,37 @@ fn fits_in_second(usage: &WindowUsage, limits: &Limits, lane: Lane, segments: u3
 /// The first second of the window, at or after `from`, where the message fits; `None` when the
 /// window has no room for it.
 pub fn first_fit(usage: &WindowUsage, limits: &Limits, lane: Lane, segments: u32, from: usize) -> Option<usize> {
-    if !lane_has_room(usage, limits, lane, segments) {
-        return None;
+    nth_fit(usage, limits, lane, segments, from, 0).ok()
+}
+
+/// Where the message goes if `skip` texts of its lane and length go first: the second, at or
+/// after `from`, of the window's free place number `skip` (from 0), counting a second once for
+/// every such text it still takes. `Err(places)` when the window has no more than `skip` places
+/// for it: how many it has.
+///
+/// Senders refused the same second spread out this way instead of all asking for the next one
+/// (where all but one are refused again). Any second returned also fits `usage` as it is: the
+/// places before it are only counted as taken, and taking room never makes a second fit.
+pub fn nth_fit(
+    usage: &WindowUsage,
+    limits: &Limits,
+    lane: Lane,
+    segments: u32,
+    from: usize,
+    skip: u32,
+) -> Result<usize, u32> {
+    let mut usage = *usage;
+    let mut places = 0;
+    for second in from..WINDOW_SECS {
+        while lane_has_room(&usage, limits, lane, segments) && fits_in_second(&usage, limits, lane, segments, second) {
+            if places == skip {
+                return Ok(second);
+            }
+            places += 1;
+            usage.take(lane, segments, second);
+        }
     }
-    (from..WINDOW_SECS).find(|&s| fits_in_second(usage, limits, lane, segments, s))
+    Err(places)
 }
 
 #[cfg(test)]
@@ -269,6 +316,39 @@ mod tests {
         assert_eq!(granted, [0, 2, 4, 6, 8], "five of ten, none side by side");
         assert_eq!(first_fit(&usage, &l, Lane::Interactive, 1, 0), Some(1), "a conversation text goes between");
         assert_eq!(first_fit(&usage, &l, Lane::Scheduled, 1, 0), None, "no second left beside nothing shared");
+    }
+
+    #[test]
+    fn the_nth_free_place_counts_each_second_once_for_every_text_it_still_takes() {
+        let l = at(3);
+        let mut usage = WindowUsage::default();
+        usage.per_second[4] = 2;
+        // Second 4 has one place left, second 5 three.
+        assert_eq!(nth_fit(&usage, &l, Lane::Interactive, 1, 4, 0), Ok(4));
+        assert_eq!(nth_fit(&usage, &l, Lane::Interactive, 1, 4, 1), Ok(5));
+        assert_eq!(nth_fit(&usage, &l, Lane::Interactive, 1, 4, 3), Ok(5));
+        assert_eq!(nth_fit(&usage, &l, Lane::Interactive, 1, 4, 4), Ok(6));
+        assert_eq!(nth_fit(&usage, &l, Lane::Interactive, 2, 4, 0), Ok(5), "two segments need two places");
+        assert_eq!(nth_fit(&usage, &l, Lane::Interactive, 1, 9, 3), Err(3), "the window's last second has three");
+    }
+
+    #[test]
+    fn the_nth_free_place_keeps_the_shares_and_fits_the_window_as_it_is() {
+        // At 1 MPS bulk takes every other second, five in a window: skipping counts that too.
+        let l = at(1);
+        let usage = WindowUsage::default();
+        let places: Vec<_> = (0..6).map(|skip| nth_fit(&usage, &l, Lane::Bulk, 1, 0, skip)).collect();
+        assert_eq!(places, [Ok(0), Ok(2), Ok(4), Ok(6), Ok(8), Err(5)]);
+        for skip in 0..5 {
+            let second = nth_fit(&usage, &l, Lane::Bulk, 1, 0, skip).expect("a place");
+            assert!(fits_in_second(&usage, &l, Lane::Bulk, 1, second), "second {second} fits as the window is");
+        }
+        // At 10 MPS bulk's window share is 50: ten places of five seconds' share are all it has.
+        let l = at(10);
+        let mut usage = WindowUsage::default();
+        usage.lanes.bulk = 40;
+        assert_eq!(nth_fit(&usage, &l, Lane::Bulk, 1, 0, 9), Ok(1));
+        assert_eq!(nth_fit(&usage, &l, Lane::Bulk, 1, 0, 10), Err(10));
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! `cargo xtask bench sending`: the sender against a local moto server and the Twilio simulator,
-//! with the local runner draining the lanes as deployed (batch sizes and maximum concurrency from
-//! `shared::aws_resources::QUEUES`, visibility timeouts unscaled). A benchmark, not a test; see
+//! `cargo xtask bench sending`: the sender against a local moto server (a fresh one for each
+//! measurement) and the Twilio simulator, with the local runner draining the lanes as deployed
+//! (batch sizes and maximum concurrency from `shared::aws_resources::QUEUES`, visibility timeouts
+//! unscaled). A benchmark, not a test; see
 //! docs/benchmarks.md for figures and what they mean.
 //!
 //! 1. **Throughput**, for each `--mps`: a connection at that many segments a second, `--seconds`
@@ -76,11 +77,13 @@ async fn sending(options: Options) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "error".into()))
         .init();
-    let moto = MotoServer::start().await?;
-    println!("moto at {}\n", moto.endpoint);
+    // A moto of its own for each measurement: moto is one Python process near its limit at 50
+    // MPS, and an earlier run's tables and garbage would weigh on the next one's figures.
     for mps in &options.mps {
+        let moto = MotoServer::start().await?;
         throughput(&moto.endpoint, *mps, options.seconds).await?;
     }
+    let moto = MotoServer::start().await?;
     priority(&moto.endpoint, options.bulk).await?;
     Ok(())
 }
