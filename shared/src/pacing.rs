@@ -326,16 +326,16 @@ impl CountersTable {
                     // would make n²/2 requests between them (at 1 MPS, every refused sender but
                     // one is refused again); spread over the places, about n log n. Refused once,
                     // a sender still asks for the first free place, so a conversation text on a
-                    // busy connection is not sent seconds away. Refused again, it picks among
-                    // half as many places again as were granted while it was refused (about how
-                    // many are racing: the last few of a burst leave few seconds empty behind
-                    // them), and at most 2^(refusals + 2), 64 at most.
+                    // busy connection is not sent seconds away. Refused again, it picks among as
+                    // many places as were granted while it was refused (about how many are
+                    // racing, so the last few of a burst leave few seconds empty behind them),
+                    // and at most 2^(refusals + 2), 64 at most.
                     let jitter = rand::random::<u64>() % (2 * conflicts.min(10) + 1);
                     tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
                     let spread = if conflicts < 2 {
                         1
                     } else {
-                        (3 * raced).div_ceil(2 * segments).min(1 << (conflicts + 2).min(SPREAD_DOUBLINGS)).max(2)
+                        raced.div_ceil(segments).min(1 << (conflicts + 2).min(SPREAD_DOUBLINGS)).max(2)
                     };
                     skip = rand::random::<u32>() % spread;
                 }

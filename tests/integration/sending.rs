@@ -435,8 +435,8 @@ async fn senders_refused_the_same_second_spread_out_instead_of_all_asking_for_th
     assert!(last < SENDERS as i64 + 5, "the burst took {last} s for {SENDERS} seconds' worth: seconds left empty");
 
     // Each asking for the first free second, the k-th would be refused k-1 times: up to 435
-    // grant requests in all (340-380 measured). Spread out, about five a sender.
+    // grant requests in all (340-380 measured). Spread out, five to seven a sender.
     let seen = counter.snapshot();
     let grants = seen.counts.get(&("DynamoDB".to_owned(), "UpdateItem".to_owned())).map_or(0, |c| c.requests);
-    assert!(grants <= 8 * SENDERS as u64, "{grants} grant requests for {SENDERS} texts");
+    assert!(grants <= 10 * SENDERS as u64, "{grants} grant requests for {SENDERS} texts");
 }
