@@ -2,8 +2,8 @@
 //! the connection's throughput and the lane's share have room (`rate_limit`). The reservation is
 //! one conditional `UpdateItem` on the window's counter item, so every concurrent sender sees the
 //! same budget. A per-lane frontier remembers the first window that may still have room, so a
-//! long backlog does not rescan full windows. Senders refused the same second spread out over
-//! the free places after it rather than all asking for the next one.
+//! long backlog does not rescan full windows. Senders refused twice spread out over the free
+//! places after the second they lost rather than all asking for the next one.
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
@@ -271,7 +271,8 @@ impl CountersTable {
     }
 
     /// Reserves the first second at or after `now` where `segments` fit for `lane` on the
-    /// connection identified by `key`. `None` when nothing fits within the horizon (an hour).
+    /// connection identified by `key` (after two refusals, one a little later: the spreading
+    /// below). `None` when nothing fits within the horizon (an hour).
     /// A `snapshot` read moments ago saves reading the frontier and the current window again.
     pub async fn reserve_send_slot(
         &self,
@@ -335,7 +336,7 @@ impl CountersTable {
                     let spread = if conflicts < 2 {
                         1
                     } else {
-                        raced.div_ceil(segments).min(1 << (conflicts + 2).min(SPREAD_DOUBLINGS)).max(2)
+                        raced.div_ceil(segments.max(1)).min(1 << (conflicts + 2).min(SPREAD_DOUBLINGS)).max(2)
                     };
                     skip = rand::random::<u32>() % spread;
                 }

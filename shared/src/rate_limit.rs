@@ -343,7 +343,7 @@ mod tests {
             let second = nth_fit(&usage, &l, Lane::Bulk, 1, 0, skip).expect("a place");
             assert!(fits_in_second(&usage, &l, Lane::Bulk, 1, second), "second {second} fits as the window is");
         }
-        // At 10 MPS bulk's window share is 50: ten places of five seconds' share are all it has.
+        // At 10 MPS bulk's window share is 50: ten places left, two seconds' worth at five a second.
         let l = at(10);
         let mut usage = WindowUsage::default();
         usage.lanes.bulk = 40;

@@ -360,8 +360,8 @@ async fn pace(
     Ok(Pace::Hide(come_back_for(slot)))
 }
 
-/// The first free second for `message` on its connection from `from` on (`earliest_slot`);
-/// `None` when none is free within the hour.
+/// A free second for `message` on its connection from `from` on (`earliest_slot`): the first,
+/// unless other senders keep taking it; `None` when none is free within the hour.
 async fn reserve_slot(
     services: &Services,
     message: &Message,
