@@ -308,9 +308,7 @@ mod tests {
         let mut usage = WindowUsage::default();
         let mut granted = Vec::new();
         while let Some(second) = first_fit(&usage, &l, Lane::Bulk, 1, 0) {
-            usage.per_second[second] += 1;
-            usage.lanes_per_second[second].bulk += 1;
-            usage.lanes.bulk += 1;
+            usage.take(Lane::Bulk, 1, second);
             granted.push(second);
         }
         assert_eq!(granted, [0, 2, 4, 6, 8], "five of ten, none side by side");
