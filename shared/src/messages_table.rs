@@ -51,6 +51,11 @@ pub(crate) fn pk(id: &MessageId) -> String {
 }
 
 impl MessagesTable {
+    /// A message's `(pk, sk)`.
+    pub(crate) fn key(id: &MessageId) -> (String, String) {
+        (pk(id), SORT_KEY.to_owned())
+    }
+
     pub fn new(client: Client, table: String, counters: String) -> Self {
         Self { client, table, counters }
     }

@@ -130,6 +130,116 @@ impl SnapshotKeys {
     }
 }
 
+/// One text's place in a grant: `segments` in second `second` of the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Place {
+    second: usize,
+    segments: u32,
+}
+
+/// The most texts one grant asks for: each second it touches adds a few clauses to the
+/// condition, and DynamoDB takes at most 4 KB of expression.
+const MAX_PLACES_PER_GRANT: usize = 10;
+
+/// The `UpdateItem` that grants `places` of one lane together: the counters each place adds to,
+/// and the rules of `rate_limit::nth_fit` as a condition on the window as it stands, for the
+/// segments the request adds to each second and to the window. Every name goes through a
+/// placeholder: TOTAL and others are DynamoDB reserved words.
+#[derive(Debug, Default)]
+struct GrantExpression {
+    update: String,
+    condition: String,
+    names: Vec<(String, String)>,
+    values: Vec<(String, u32)>,
+}
+
+impl GrantExpression {
+    /// `places` fit the window as the sender last saw it, each after the ones before (so a
+    /// text longer than a second's share is alone in its second).
+    fn new(places: &[Place], lane: Lane, limits: &Limits) -> Self {
+        let mut seconds = std::collections::BTreeMap::<usize, (u32, u32)>::new();
+        for place in places {
+            let (sum, longest) = seconds.entry(place.second).or_default();
+            *sum += place.segments;
+            *longest = (*longest).max(place.segments);
+        }
+        let total: u32 = places.iter().map(|p| p.segments).sum();
+        let mut e = Self::default();
+        let mut adds = vec!["#total :total".to_owned()];
+        let mut conditions = Vec::new();
+        e.name("#total", "total");
+        e.name("#expires", "expires_at");
+        e.values.push((":total".to_owned(), total));
+        let shared = limits.window.lane(lane).zip(limits.second.lane(lane));
+        let lane_name = if lane == Lane::Scheduled { "scheduled" } else { "bulk" };
+        if let Some((window_cap, _)) = shared {
+            e.name("#lane", lane_name);
+            e.name("#shared", "shared");
+            adds.extend(["#lane :total".to_owned(), "#shared :total".to_owned()]);
+            conditions.push(at_most("#lane", ":lane_cap"));
+            conditions.push(at_most("#shared", ":shared_cap"));
+            e.values.push((":lane_cap".to_owned(), window_cap.saturating_sub(total)));
+            e.values.push((":shared_cap".to_owned(), limits.window.scheduled_and_bulk.saturating_sub(total)));
+        }
+        let mut besides = std::collections::BTreeSet::new();
+        let mut zero = false;
+        for (k, (second, (sum, longest))) in seconds.into_iter().enumerate() {
+            e.name(&format!("#s{k}"), &format!("s{second}"));
+            e.values.push((format!(":n{k}"), sum));
+            adds.push(format!("#s{k} :n{k}"));
+            if longest > limits.per_second {
+                conditions.push(nothing_yet(&format!("#s{k}")));
+                zero = true;
+            } else {
+                conditions.push(at_most(&format!("#s{k}"), &format!(":c{k}")));
+                e.values.push((format!(":c{k}"), limits.per_second.saturating_sub(sum)));
+            }
+            let Some((_, second_cap)) = shared else { continue };
+            e.name(&format!("#l{k}"), &format!("{lane_name}{second}"));
+            e.name(&format!("#h{k}"), &format!("shared{second}"));
+            adds.extend([format!("#l{k} :n{k}"), format!("#h{k} :n{k}")]);
+            // The same rules as `rate_limit::nth_fit`: at 1 MPS nothing shared beside it, and a
+            // text longer than the lane's share of a second goes where the shared lanes have sent
+            // nothing yet.
+            if rate_limit::shared_lanes_alternate(limits) {
+                besides.extend(rate_limit::neighbours(second));
+            }
+            if longest > second_cap.min(limits.second.scheduled_and_bulk) {
+                conditions.push(nothing_yet(&format!("#h{k}")));
+                zero = true;
+            } else {
+                conditions.push(at_most(&format!("#l{k}"), &format!(":lc{k}")));
+                conditions.push(at_most(&format!("#h{k}"), &format!(":hc{k}")));
+                e.values.push((format!(":lc{k}"), second_cap.saturating_sub(sum)));
+                e.values.push((format!(":hc{k}"), limits.second.scheduled_and_bulk.saturating_sub(sum)));
+            }
+        }
+        for (i, beside) in besides.into_iter().enumerate() {
+            e.name(&format!("#b{i}"), &format!("shared{beside}"));
+            conditions.push(nothing_yet(&format!("#b{i}")));
+            zero = true;
+        }
+        if zero {
+            e.values.push((":zero".to_owned(), 0));
+        }
+        e.update = format!("ADD {} SET #expires = :expires", adds.join(", "));
+        e.condition = conditions.join(" AND ");
+        e
+    }
+
+    fn name(&mut self, placeholder: &str, name: &str) {
+        self.names.push((placeholder.to_owned(), name.to_owned()));
+    }
+}
+
+fn at_most(name: &str, cap: &str) -> String {
+    format!("(attribute_not_exists({name}) OR {name} <= {cap})")
+}
+
+fn nothing_yet(name: &str) -> String {
+    format!("(attribute_not_exists({name}) OR {name} = :zero)")
+}
+
 /// What a grant came to.
 enum Granted {
     /// The window with the grant in it.
@@ -144,89 +254,37 @@ impl CountersTable {
         Ok(usage_of(item.as_ref()))
     }
 
-    /// Tries to grant `segments` in second `second` of `window` if the budget still allows it.
+    /// Grants every place of `places` in `window` together, if the budget still allows all of
+    /// them: one conditional `UpdateItem`, however many texts.
     async fn grant(
         &self,
         key: &str,
         window: i64,
-        second: usize,
+        places: &[Place],
         lane: Lane,
-        segments: u32,
         limits: &Limits,
     ) -> Result<Granted, StoreError> {
-        // Every name through a placeholder: TOTAL and others are DynamoDB reserved words.
-        let mut update = "ADD #s :n, #total :n SET #expires = :expires".to_owned();
-        let mut condition = if segments > limits.per_second {
-            "(attribute_not_exists(#s) OR #s = :zero)".to_owned()
-        } else {
-            "(attribute_not_exists(#s) OR #s <= :second_cap)".to_owned()
-        };
+        let expression = GrantExpression::new(places, lane, limits);
         let mut request = self
             .client()
             .update_item()
             .table_name(self.table())
             .key("pk", s(format!("RATE#{key}")))
             .key("sk", s(window.to_string()))
-            .expression_attribute_names("#s", format!("s{second}"))
-            .expression_attribute_names("#total", "total")
-            .expression_attribute_names("#expires", "expires_at")
-            .expression_attribute_values(":n", n(segments))
-            .expression_attribute_values(":expires", n(window + 3600));
-        request = if segments > limits.per_second {
-            request.expression_attribute_values(":zero", n(0))
-        } else {
-            request.expression_attribute_values(":second_cap", n(limits.per_second - segments))
-        };
-        if let (Some(window_cap), Some(second_cap)) = (limits.window.lane(lane), limits.second.lane(lane)) {
-            let name = if lane == Lane::Scheduled { "scheduled" } else { "bulk" };
-            update = "ADD #s :n, #total :n, #lane :n, #shared :n, #lane_s :n, #shared_s :n SET #expires = :expires"
-                .to_owned();
-            condition.push_str(
-                " AND (attribute_not_exists(#lane) OR #lane <= :lane_cap) AND (attribute_not_exists(#shared) OR #shared <= :shared_cap)",
-            );
-            request = request
-                .expression_attribute_names("#lane", name)
-                .expression_attribute_names("#shared", "shared")
-                .expression_attribute_names("#lane_s", format!("{name}{second}"))
-                .expression_attribute_names("#shared_s", format!("shared{second}"))
-                .expression_attribute_values(":lane_cap", n(window_cap.saturating_sub(segments)))
-                .expression_attribute_values(
-                    ":shared_cap",
-                    n(limits.window.scheduled_and_bulk.saturating_sub(segments)),
-                );
-            // The same rule as `rate_limit::nth_fit`: at 1 MPS nothing shared beside it.
-            if rate_limit::shared_lanes_alternate(limits) {
-                for (i, beside) in rate_limit::neighbours(second).enumerate() {
-                    let name = format!("#beside{i}");
-                    condition.push_str(&format!(" AND (attribute_not_exists({name}) OR {name} = :none)"));
-                    request = request.expression_attribute_names(name, format!("shared{beside}"));
-                }
-                request = request.expression_attribute_values(":none", n(0));
-            }
-            // The same rule as `rate_limit::nth_fit`: longer than the lane's share of a
-            // second, it goes where the shared lanes have sent nothing yet.
-            if segments > second_cap.min(limits.second.scheduled_and_bulk) {
-                condition.push_str(" AND (attribute_not_exists(#shared_s) OR #shared_s = :zero)");
-                request = request.expression_attribute_values(":zero", n(0));
-            } else {
-                condition.push_str(
-                    " AND (attribute_not_exists(#lane_s) OR #lane_s <= :lane_s_cap) AND (attribute_not_exists(#shared_s) OR #shared_s <= :shared_s_cap)",
-                );
-                request = request
-                    .expression_attribute_values(":lane_s_cap", n(second_cap - segments))
-                    .expression_attribute_values(":shared_s_cap", n(limits.second.scheduled_and_bulk - segments));
-            }
-        }
-        let result = request
-            .update_expression(update)
-            .condition_expression(condition)
+            .update_expression(expression.update)
+            .condition_expression(expression.condition)
+            .expression_attribute_values(":expires", n(window + 3600))
             // A refused grant returns the window as it now stands, so the next try needs no read;
             // a grant returns it too, for a text that misses its slot and must take another.
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
+            .return_values(ReturnValue::AllNew);
+        for (placeholder, name) in expression.names {
+            request = request.expression_attribute_names(placeholder, name);
+        }
+        for (placeholder, value) in expression.values {
+            request = request.expression_attribute_values(placeholder, n(value));
+        }
+        match request.send().await {
             Ok(granted) => Ok(Granted::Yes(usage_of(granted.attributes.as_ref()))),
             Err(err) => match err.into_service_error() {
                 UpdateItemError::ConditionalCheckFailedException(refused) => {
@@ -283,6 +341,25 @@ impl CountersTable {
         now: DateTime<Utc>,
         snapshot: Option<RateSnapshot>,
     ) -> Result<Option<Reservation>, StoreError> {
+        let mut reserved = self.reserve_send_slots(key, lane, &[segments], limits, now, snapshot).await?;
+        Ok(reserved.pop().flatten())
+    }
+
+    /// Reserves a second for each of several texts of `lane` on one connection (given by their
+    /// segments, in the order they should go): each the first free place after the texts
+    /// before it, granted up to `MAX_PLACES_PER_GRANT` at a time in one request. A batch of
+    /// texts for one connection costs a grant or two instead of one each, and its texts do not
+    /// race each other for the same second. `None` for a text with no room within the hour.
+    pub async fn reserve_send_slots(
+        &self,
+        key: &str,
+        lane: Lane,
+        segments: &[u32],
+        limits: &Limits,
+        now: DateTime<Utc>,
+        snapshot: Option<RateSnapshot>,
+    ) -> Result<Vec<Option<Reservation>>, StoreError> {
+        let mut reserved = vec![None; segments.len()];
         let (current, offset) = window_of(now);
         let step = WINDOW_SECS as i64;
         let snapshot = snapshot.filter(|s| s.usage_of(current).is_some());
@@ -292,68 +369,103 @@ impl CountersTable {
         };
         let mut window = current.max(frontier);
         let mut known_usage = snapshot.and_then(|s| s.usage_of(window));
+        // The first text not reserved yet.
+        let mut first = 0;
         let mut conflicts = 0;
         // Free places left to others: none at first, more after each refusal.
         let mut skip = 0;
-        while window <= current + HORIZON_WINDOWS * step {
+        while first < segments.len() && window <= current + HORIZON_WINDOWS * step {
             let from = if window == current { offset } else { 0 };
             let usage = match known_usage.take() {
                 Some(usage) => usage,
                 None => self.window_usage(key, window).await?,
             };
-            match nth_fit(&usage, limits, lane, segments, from, skip) {
-                Ok(second) => {
-                    // Segments granted to others between this look at the window and the refusal.
-                    let raced = match self.grant(key, window, second, lane, segments, limits).await? {
-                        Granted::Yes(usage) => {
-                            let at = DateTime::from_timestamp(window + i64::try_from(second).unwrap_or(0), 0);
-                            let slot = at.unwrap_or(now).max(now - TimeDelta::seconds(1));
-                            let next = snapshot.and_then(|s| s.usage_of(window + step));
-                            let after = RateSnapshot { window, frontier, usage, next };
-                            return Ok(Some(Reservation { slot, after }));
-                        }
-                        // Someone took it first: look at this window again, as it now stands.
-                        Granted::No(as_it_stands) => {
-                            known_usage = as_it_stands;
-                            as_it_stands.map_or(1, |stands| stands.granted().saturating_sub(usage.granted()))
-                        }
-                    };
-                    conflicts += 1;
-                    if conflicts > CONFLICT_RETRIES {
-                        return Ok(None);
-                    }
-                    // Many senders after the same second: spread the next tries out, in time and
-                    // over the free places. Each asking for the first free place, n senders
-                    // would make n²/2 requests between them (at 1 MPS, every refused sender but
-                    // one is refused again); spread over the places, about n log n. Refused once,
-                    // a sender still asks for the first free place, so a conversation text on a
-                    // busy connection is not sent seconds away. Refused again, it picks among as
-                    // many places as were granted while it was refused (about how many are
-                    // racing, so the last few of a burst leave few seconds empty behind them),
-                    // and at most 2^(refusals + 2), 64 at most.
-                    let jitter = rand::random::<u64>() % (2 * conflicts.min(10) + 1);
-                    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
-                    let spread = if conflicts < 2 {
-                        1
-                    } else {
-                        raced.div_ceil(segments.max(1)).min(1 << (conflicts + 2).min(SPREAD_DOUBLINGS)).max(2)
-                    };
-                    skip = rand::random::<u32>() % spread;
+            let (places, free) = places_for(&usage, limits, lane, &segments[first..], from, skip);
+            if places.is_empty() {
+                // No place left here (the lane's share is spent, or every second is full), or
+                // fewer than the places to leave: the rest of those are in the next window.
+                if from == 0 && free == 0 {
+                    self.advance_frontier(key, lane, window + step).await?;
                 }
-                Err(places) => {
-                    // No place left here (the lane's share is spent, or every second is full), or
-                    // fewer than the places to leave: the rest of those are in the next window.
-                    if from == 0 && places == 0 {
-                        self.advance_frontier(key, lane, window + step).await?;
-                    }
-                    skip -= places;
-                    window += step;
-                    known_usage = snapshot.and_then(|s| s.usage_of(window));
-                }
+                skip -= free;
+                window += step;
+                known_usage = snapshot.and_then(|s| s.usage_of(window));
+                continue;
             }
+            // Segments granted to others between this look at the window and the refusal.
+            let raced = match self.grant(key, window, &places, lane, limits).await? {
+                Granted::Yes(after) => {
+                    let next = snapshot.and_then(|s| s.usage_of(window + step));
+                    for (reservation, place) in reserved[first..].iter_mut().zip(&places) {
+                        let at = DateTime::from_timestamp(window + i64::try_from(place.second).unwrap_or(0), 0);
+                        let slot = at.unwrap_or(now).max(now - TimeDelta::seconds(1));
+                        let after = RateSnapshot { window, frontier, usage: after, next };
+                        *reservation = Some(Reservation { slot, after });
+                    }
+                    first += places.len();
+                    known_usage = Some(after);
+                    (conflicts, skip) = (0, 0);
+                    continue;
+                }
+                // Someone took it first: look at this window again, as it now stands.
+                Granted::No(as_it_stands) => {
+                    known_usage = as_it_stands;
+                    as_it_stands.map_or(1, |stands| stands.granted().saturating_sub(usage.granted()))
+                }
+            };
+            conflicts += 1;
+            if conflicts > CONFLICT_RETRIES {
+                break;
+            }
+            // Many senders after the same second: spread the next tries out, in time and
+            // over the free places. Each asking for the first free place, n senders
+            // would make n²/2 requests between them (at 1 MPS, every refused sender but
+            // one is refused again); spread over the places, about n log n. Refused once,
+            // a sender still asks for the first free place, so a conversation text on a
+            // busy connection is not sent seconds away. Refused again, it picks among as
+            // many places as were granted while it was refused (about how many are
+            // racing, so the last few of a burst leave few seconds empty behind them),
+            // and at most 2^(refusals + 2), 64 at most.
+            let jitter = rand::random::<u64>() % (2 * conflicts.min(10) + 1);
+            tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+            let one = segments[first].max(1);
+            let spread = if conflicts < 2 {
+                1
+            } else {
+                raced.div_ceil(one).min(1 << (conflicts + 2).min(SPREAD_DOUBLINGS)).max(2)
+            };
+            skip = rand::random::<u32>() % spread;
         }
-        Ok(None)
+        Ok(reserved)
     }
+}
+
+/// Places in a window as `usage` shows it for the texts of `segments`, in order, at most
+/// `MAX_PLACES_PER_GRANT`: the first at free place number `skip` at or after second `from`
+/// (`rate_limit::nth_fit`), each next one at the first free place after the one before. Stops
+/// at the first text the window has no room for; when that is the first, also says how many
+/// free places it had.
+fn places_for(
+    usage: &WindowUsage,
+    limits: &Limits,
+    lane: Lane,
+    segments: &[u32],
+    from: usize,
+    skip: u32,
+) -> (Vec<Place>, u32) {
+    let mut usage = *usage;
+    let mut places: Vec<Place> = Vec::new();
+    for &segments in segments.iter().take(MAX_PLACES_PER_GRANT) {
+        let (from, skip) = places.last().map_or((from, skip), |last| (last.second, 0));
+        match nth_fit(&usage, limits, lane, segments, from, skip) {
+            Ok(second) => {
+                usage.take(lane, segments, second);
+                places.push(Place { second, segments });
+            }
+            Err(free) => return (places, free),
+        }
+    }
+    (places, 0)
 }
 
 #[cfg(test)]
@@ -362,6 +474,81 @@ mod tests {
 
     fn at(rfc3339: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(rfc3339).expect("valid time").with_timezone(&Utc)
+    }
+
+    /// The `#name` and `:value` placeholders an expression uses.
+    fn placeholders(expression: &str, sigil: char) -> std::collections::BTreeSet<String> {
+        let mut found = std::collections::BTreeSet::new();
+        let mut rest = expression;
+        while let Some(at) = rest.find(sigil) {
+            let tail = &rest[at..];
+            let end = tail[1..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(tail.len(), |e| e + 1);
+            found.insert(tail[..end].to_owned());
+            rest = &tail[end..];
+        }
+        found
+    }
+
+    fn check_placeholders(e: &GrantExpression) {
+        let text = format!("{} {}", e.update, e.condition);
+        let names: std::collections::BTreeSet<_> = e.names.iter().map(|(p, _)| p.clone()).collect();
+        let mut values: std::collections::BTreeSet<_> = e.values.iter().map(|(p, _)| p.clone()).collect();
+        values.insert(":expires".to_owned());
+        // DynamoDB refuses a request that defines a placeholder it does not use, or uses one it
+        // does not define.
+        assert_eq!(placeholders(&text, '#'), names, "{text}");
+        assert_eq!(placeholders(&text, ':'), values, "{text}");
+        assert_eq!(names.len(), e.names.len(), "a name defined twice");
+    }
+
+    #[test]
+    fn a_grant_for_many_texts_adds_each_second_once_and_fits_dynamodbs_limits() {
+        use crate::rate_limit::{Shares, limits};
+        let place = |second, segments| Place { second, segments };
+        // Ten texts, two to a second, on the scheduled lane at 20 MPS.
+        let places: Vec<_> = (0..10).map(|i| place(i / 2, 1 + (i % 2) as u32)).collect();
+        let e = GrantExpression::new(&places, Lane::Scheduled, &limits(20, Shares::default()));
+        check_placeholders(&e);
+        let value = |name: &str| e.values.iter().find(|(p, _)| p == name).map(|(_, v)| *v);
+        assert_eq!(value(":total"), Some(15));
+        assert_eq!(value(":n0"), Some(3), "second 0 adds both of its texts");
+        assert_eq!(value(":c0"), Some(17), "room for them in a 20-segment second");
+        assert_eq!(value(":lane_cap"), Some(140 - 15), "the scheduled lane's 70% of the window");
+        assert_eq!(value(":n5"), None, "five seconds, five counters");
+
+        // The longest condition: ten seconds at 1 MPS, where the shared lanes alternate and
+        // each second brings its neighbours. DynamoDB takes 4 KB of expression.
+        let places: Vec<_> = (0..10).map(|second| place(second, 2)).collect();
+        let e = GrantExpression::new(&places, Lane::Bulk, &limits(1, Shares::default()));
+        check_placeholders(&e);
+        assert!(e.update.len() + e.condition.len() < 4096, "{} bytes", e.update.len() + e.condition.len());
+
+        let e = GrantExpression::new(&[place(3, 1)], Lane::Interactive, &limits(5, Shares::default()));
+        check_placeholders(&e);
+        assert_eq!(e.condition, "(attribute_not_exists(#s0) OR #s0 <= :c0)", "conversations: only the second's room");
+    }
+
+    #[test]
+    fn places_for_a_batch_follow_each_other_and_stop_where_the_window_is_full() {
+        use crate::rate_limit::{Shares, limits};
+        let at_1 = limits(1, Shares::default());
+        let mut usage = WindowUsage::default();
+        usage.per_second[2] = 1;
+        let (places, _) = places_for(&usage, &at_1, Lane::Interactive, &[1; 12], 1, 0);
+        let seconds: Vec<_> = places.iter().map(|p| p.second).collect();
+        assert_eq!(seconds, [1, 3, 4, 5, 6, 7, 8, 9], "second 2 was taken; the rest go in the next window");
+        let (places, _) = places_for(&usage, &at_1, Lane::Interactive, &[1; 3], 0, 2);
+        let seconds: Vec<_> = places.iter().map(|p| p.second).collect();
+        assert_eq!(seconds, [3, 4, 5], "the first after two places left to others, then the next ones");
+        let (places, _) = places_for(&WindowUsage::default(), &at_1, Lane::Scheduled, &[1; 10], 0, 0);
+        let seconds: Vec<_> = places.iter().map(|p| p.second).collect();
+        assert_eq!(seconds, [0, 2, 4, 6, 8], "at 1 MPS the shared lanes take every other second");
+        let (places, free) = places_for(&usage, &at_1, Lane::Interactive, &[1], 9, 3);
+        assert!(places.is_empty());
+        assert_eq!(free, 1, "one place in the window, three to leave: the next window leaves two");
+        let most =
+            places_for(&WindowUsage::default(), &limits(100, Shares::default()), Lane::Interactive, &[1; 50], 0, 0);
+        assert_eq!(most.0.len(), MAX_PLACES_PER_GRANT);
     }
 
     #[test]

@@ -125,7 +125,7 @@ impl WindowUsage {
     }
 
     /// Counts `segments` of `lane` as granted in `second`.
-    fn take(&mut self, lane: Lane, segments: u32, second: usize) {
+    pub fn take(&mut self, lane: Lane, segments: u32, second: usize) {
         self.per_second[second] += segments;
         let (window, this_second) = (&mut self.lanes, &mut self.lanes_per_second[second]);
         for used in [window, this_second] {

@@ -18,12 +18,15 @@ use crate::clinics_table::ClinicsTable;
 use crate::contacts::OptOut;
 use crate::counters_table::CountersTable;
 use crate::dynamo::{Item, StoreError, from_item, n, s};
+use crate::ids::MessageId;
 use crate::message::Message;
 use crate::messages_table::MessagesTable;
 use crate::pacing::{self, RateSnapshot};
 
 /// `BatchGetItem` may leave keys unprocessed under load; they are asked for again this often.
 const UNPROCESSED_RETRIES: u32 = 8;
+/// The most keys one `BatchGetItem` takes.
+const BATCH_GET_KEYS: usize = 100;
 /// The most of a mass alert client's appointments read before their text goes.
 const MAX_ALERT_APPOINTMENTS: usize = 20;
 
@@ -72,6 +75,50 @@ fn key_of(item: &Item) -> Option<(String, String)> {
     Some((pk, sk))
 }
 
+/// The items a message's facts are read from, as `(pk, sk)`.
+struct FactKeys {
+    profile: (String, String),
+    connection: (String, String),
+    opt_out: Option<(String, String)>,
+    appointment: Option<(String, String)>,
+    alert_appointments: Vec<(String, String)>,
+    rate: Option<pacing::SnapshotKeys>,
+}
+
+impl FactKeys {
+    fn of(message: &Message, rate_key: Option<&str>, now: DateTime<Utc>) -> Self {
+        let clinic = &message.clinic_id;
+        Self {
+            profile: ClinicsTable::profile_key(clinic),
+            connection: ClinicsTable::record_key::<Connection>(clinic, message.connection_id.as_str()),
+            opt_out: message.to.as_ref().map(|to| ClinicsTable::record_key::<OptOut>(clinic, to.as_str())),
+            appointment: message.appointment.as_ref().map(|a| AppointmentsTable::key(&a.id)),
+            // A client has a handful of appointments in a week; more than this adds nothing.
+            alert_appointments: message
+                .mass_alert
+                .iter()
+                .flat_map(|link| link.appointment_ids.iter().take(MAX_ALERT_APPOINTMENTS))
+                .map(|id| AppointmentsTable::key(id))
+                .collect(),
+            rate: rate_key.map(|k| pacing::snapshot_keys(k, message.lane, now)),
+        }
+    }
+
+    /// Every item to read, with its table.
+    fn all(&self, store: &SenderStore) -> Vec<(String, (String, String))> {
+        let mut all =
+            vec![(store.clinics.clone(), self.profile.clone()), (store.clinics.clone(), self.connection.clone())];
+        all.extend(self.opt_out.iter().map(|k| (store.clinics.clone(), k.clone())));
+        for k in self.appointment.iter().chain(&self.alert_appointments) {
+            all.push((store.appointments.clone(), k.clone()));
+        }
+        for k in self.rate.iter().flat_map(|rate| rate.keys()) {
+            all.push((store.counters.clone(), k));
+        }
+        all
+    }
+}
+
 impl SenderStore {
     pub fn new(client: Client, settings: &crate::config::Settings) -> Self {
         let tables = &settings.tables;
@@ -92,62 +139,82 @@ impl SenderStore {
         rate_key: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<SendFacts, StoreError> {
-        let clinic = &message.clinic_id;
-        let profile = ClinicsTable::profile_key(clinic);
-        let connection = ClinicsTable::record_key::<Connection>(clinic, message.connection_id.as_str());
-        let opt_out = message.to.as_ref().map(|to| ClinicsTable::record_key::<OptOut>(clinic, to.as_str()));
-        let appointment = message.appointment.as_ref().map(|a| AppointmentsTable::key(&a.id));
-        // A client has a handful of appointments in a week; more than this adds nothing.
-        let alert_appointments: Vec<_> = message
-            .mass_alert
-            .iter()
-            .flat_map(|link| link.appointment_ids.iter().take(MAX_ALERT_APPOINTMENTS))
-            .map(|id| AppointmentsTable::key(id))
-            .collect();
-        let rate = rate_key.map(|k| pacing::snapshot_keys(k, message.lane, now));
+        let mut facts = self.facts_of_many(&[(message, rate_key)], now).await?;
+        Ok(facts.pop().unwrap_or_default())
+    }
 
-        let mut wanted: HashMap<String, Vec<Key>> = HashMap::new();
-        let clinic_keys = wanted.entry(self.clinics.clone()).or_default();
-        clinic_keys.push(key(profile.0.clone(), profile.1.clone()));
-        clinic_keys.push(key(connection.0.clone(), connection.1.clone()));
-        if let Some((pk, sk)) = &opt_out {
-            clinic_keys.push(key(pk.clone(), sk.clone()));
+    /// The facts of several messages (each with its rate-limit key, if it needs a slot), in as
+    /// few requests as `BatchGetItem` allows: what they share (the clinic, the connection, the
+    /// rate windows) is read once.
+    pub async fn facts_of_many(
+        &self,
+        messages: &[(&Message, Option<&str>)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SendFacts>, StoreError> {
+        let wanted: Vec<FactKeys> = messages.iter().map(|(m, rate_key)| FactKeys::of(m, *rate_key, now)).collect();
+        let mut keys: Vec<(String, (String, String))> = Vec::new();
+        for w in &wanted {
+            keys.extend(w.all(self));
         }
-        for (pk, sk) in appointment.iter().chain(&alert_appointments) {
-            wanted.entry(self.appointments.clone()).or_default().push(key(pk.clone(), sk.clone()));
-        }
-        if let Some(rate) = &rate {
-            let counters = wanted.entry(self.counters.clone()).or_default();
-            for (pk, sk) in rate.keys() {
-                counters.push(key(pk, sk));
+        keys.sort();
+        keys.dedup();
+        let mut found = HashMap::new();
+        for chunk in keys.chunks(BATCH_GET_KEYS) {
+            let mut request: HashMap<String, Vec<Key>> = HashMap::new();
+            for (table, (pk, sk)) in chunk {
+                request.entry(table.clone()).or_default().push(key(pk.clone(), sk.clone()));
             }
+            found.extend(self.batch_get(request).await?);
         }
-        let mut found = self.batch_get(wanted).await?;
-        let mut take = |table: &str, k: &(String, String)| found.remove(&(table.to_owned(), k.0.clone(), k.1.clone()));
+        let get = |table: &str, k: &(String, String)| found.get(&(table.to_owned(), k.0.clone(), k.1.clone()));
+        let mut all = Vec::with_capacity(wanted.len());
+        for ((message, _), w) in messages.iter().zip(wanted) {
+            let mut facts = SendFacts {
+                clinic: get(&self.clinics, &w.profile).cloned().map(from_item).transpose()?,
+                connection: get(&self.clinics, &w.connection).cloned().map(from_item).transpose()?,
+                ..SendFacts::default()
+            };
+            facts.opted_out = w.opt_out.as_ref().is_some_and(|k| get(&self.clinics, k).is_some());
+            if let Some(k) = &w.appointment {
+                let stored: Option<Appointment> = get(&self.appointments, k).cloned().map(from_item).transpose()?;
+                // An id names an appointment of this clinic only.
+                facts.appointment = stored.filter(|a| a.clinic_id == message.clinic_id);
+            }
+            for k in &w.alert_appointments {
+                let stored: Option<Appointment> = get(&self.appointments, k).cloned().map(from_item).transpose()?;
+                facts.alert_appointments.extend(stored.filter(|a| a.clinic_id == message.clinic_id));
+            }
+            if let Some(rate) = &w.rate {
+                let [frontier, window, next] = rate.keys();
+                let item = |k: &(String, String)| get(&self.counters, k);
+                facts.rate = Some(rate.read(item(&frontier), item(&window), item(&next)));
+            }
+            all.push(facts);
+        }
+        Ok(all)
+    }
 
-        let mut facts = SendFacts {
-            clinic: take(&self.clinics, &profile).map(from_item).transpose()?,
-            connection: take(&self.clinics, &connection).map(from_item).transpose()?,
-            ..SendFacts::default()
-        };
-        facts.opted_out = opt_out.is_some_and(|k| take(&self.clinics, &k).is_some());
-        if let Some(k) = appointment {
-            let stored: Option<Appointment> = take(&self.appointments, &k).map(from_item).transpose()?;
-            // An id names an appointment of this clinic only.
-            facts.appointment = stored.filter(|a| a.clinic_id == message.clinic_id);
+    /// Messages by id, read together (consistently). A message that is gone, or whose item
+    /// cannot be read, is `None`: its job reads it on its own and fails alone.
+    pub async fn messages(&self, ids: &[MessageId]) -> Result<Vec<Option<Message>>, StoreError> {
+        let mut keys: Vec<(String, String)> = ids.iter().map(MessagesTable::key).collect();
+        keys.sort();
+        keys.dedup();
+        let mut found = HashMap::new();
+        for chunk in keys.chunks(BATCH_GET_KEYS) {
+            let request = HashMap::from([(
+                self.messages.clone(),
+                chunk.iter().map(|(pk, sk)| key(pk.clone(), sk.clone())).collect::<Vec<_>>(),
+            )]);
+            found.extend(self.batch_get(request).await?);
         }
-        for k in &alert_appointments {
-            let stored: Option<Appointment> = take(&self.appointments, k).map(from_item).transpose()?;
-            facts.alert_appointments.extend(stored.filter(|a| a.clinic_id == message.clinic_id));
-        }
-        if let Some(rate) = rate {
-            let [frontier, window, next] = rate.keys();
-            let frontier = take(&self.counters, &frontier);
-            let window = take(&self.counters, &window);
-            let next = take(&self.counters, &next);
-            facts.rate = Some(rate.read(frontier.as_ref(), window.as_ref(), next.as_ref()));
-        }
-        Ok(facts)
+        Ok(ids
+            .iter()
+            .map(|id| {
+                let (pk, sk) = MessagesTable::key(id);
+                found.remove(&(self.messages.clone(), pk, sk)).and_then(|item| from_item(item).ok())
+            })
+            .collect())
     }
 
     async fn batch_get(

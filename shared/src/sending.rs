@@ -3,6 +3,7 @@
 //! Twilio once, and record what Twilio said. Every write is conditional, so a job delivered twice,
 //! or a sender that dies halfway, never makes a second Twilio request for the same attempt.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Timelike, Utc};
@@ -12,6 +13,7 @@ use crate::appointments::{Appointment, AppointmentStatus};
 use crate::clinic::{Clinic, Connection, ConnectionError, is_connection_error};
 use crate::contacts::OptOut;
 use crate::dynamo::StoreError;
+use crate::ids::MessageId;
 use crate::message::{AppointmentRef, Failure, Lane, Message};
 use crate::message_status::MessageStatus;
 use crate::messages_table::Update;
@@ -91,9 +93,122 @@ const WAIT_IN_PLACE: Duration = Duration::from_secs(5);
 /// How often a claim is tried again when the message changed under it.
 const CLAIM_TRIES: usize = 8;
 
+/// What a batch's shared reads and grants (`prepare`) found for one of its jobs, so the job
+/// need not ask again. The default: nothing, the job reads everything itself.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    message: Option<Message>,
+    facts: Option<PreparedFacts>,
+}
+
+#[derive(Debug)]
+struct PreparedFacts {
+    /// The message version the facts were read for.
+    version: u64,
+    facts: SendFacts,
+    lead: TimeDelta,
+    /// The slot granted with the batch's other texts for the connection, if one was asked for.
+    reservation: Option<Option<Reservation>>,
+}
+
+/// One job on its own: reads everything it needs itself.
 pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, StoreError> {
+    send_prepared(services, job, Prepared::default()).await
+}
+
+/// Reads for a batch of jobs together what each would otherwise read alone: the messages in one
+/// request, then the facts of those about to ask for a slot (their clinic, connection and rate
+/// windows read once), and grants the slots of the texts for one connection and lane together
+/// (`CountersTable::reserve_send_slots`). A job whose message changes before it runs, or that
+/// this could not prepare, reads for itself; every write stays conditional either way.
+pub async fn prepare(services: &Services, jobs: &[SendJob]) -> Vec<Prepared> {
+    let ids: Vec<_> = jobs.iter().map(|job| job.message_id).collect();
+    let messages = match services.sender_store.messages(&ids).await {
+        Ok(messages) => messages,
+        Err(e) => {
+            warn!(error = ?e, "could not read the batch's messages together; each job reads its own");
+            return jobs.iter().map(|_| Prepared::default()).collect();
+        }
+    };
+    let now = services.clock.now();
+    let keys: Vec<Option<String>> = messages
+        .iter()
+        .map(|m| m.as_ref().filter(|m| m.status == MessageStatus::Queued && needs_slot(m, now)).map(rate_key))
+        .collect();
+    let asking: Vec<(&Message, Option<&str>)> =
+        messages.iter().zip(&keys).filter_map(|(m, key)| Some((m.as_ref()?, Some(key.as_deref()?)))).collect();
+    let read_started = std::time::Instant::now();
+    let facts = match services.sender_store.facts_of_many(&asking, now).await {
+        Ok(facts) => facts,
+        Err(e) => {
+            warn!(error = ?e, "could not read the batch's facts together; each job reads its own");
+            Vec::new()
+        }
+    };
+    let lead = lead_time(read_started.elapsed());
+    let mut facts_of: HashMap<MessageId, SendFacts> =
+        asking.iter().zip(facts).map(|((m, _), facts)| (m.id, facts)).collect();
+    let reservations = reserve_together(services, &messages, &facts_of, lead).await;
+    messages
+        .into_iter()
+        .map(|message| {
+            let facts = message.as_ref().and_then(|m| {
+                let facts = facts_of.remove(&m.id)?;
+                let reservation = reservations.get(&m.id).cloned();
+                Some(PreparedFacts { version: m.version, facts, lead, reservation })
+            });
+            Prepared { message, facts }
+        })
+        .collect()
+}
+
+/// Grants together the slots of the batch's texts that may go now, one connection and lane at a
+/// time, in the batch's order. A text this leaves out (its checks stop it, quiet hours hold it,
+/// or the grant failed) reserves on its own if it still needs to.
+async fn reserve_together(
+    services: &Services,
+    messages: &[Option<Message>],
+    facts_of: &HashMap<MessageId, SendFacts>,
+    lead: TimeDelta,
+) -> HashMap<MessageId, Option<Reservation>> {
+    let now = services.clock.now();
+    // Per connection and lane: the connection and rate windows as read, and the texts.
+    type Group<'a> = ((String, Lane), Connection, Option<RateSnapshot>, Vec<&'a Message>);
+    let mut groups: Vec<Group> = Vec::new();
+    for m in messages.iter().flatten() {
+        let Some(facts) = facts_of.get(&m.id) else { continue };
+        let Ready::Go(connection) = pre_checks(m, facts, now) else { continue };
+        if quiet_until(m, facts.clinic.as_ref(), now).is_some() {
+            continue;
+        }
+        let group = (rate_key(m), m.lane);
+        match groups.iter_mut().find(|(g, ..)| *g == group) {
+            Some((.., members)) => members.push(m),
+            None => groups.push((group, connection, facts.rate, vec![m])),
+        }
+    }
+    let mut reserved = HashMap::new();
+    for ((key, lane), connection, snapshot, members) in groups {
+        let limits = rate_limit::limits(connection.mps, services.shares);
+        let from = search_from(services, &connection, snapshot.as_ref(), lead);
+        let segments: Vec<u32> = members.iter().map(|m| segments::analyse(m.body.as_str()).segments.max(1)).collect();
+        match services.counters.reserve_send_slots(&key, lane, &segments, &limits, from, snapshot).await {
+            Ok(slots) => reserved.extend(members.iter().map(|m| m.id).zip(slots)),
+            Err(e) => warn!(error = ?e, "could not reserve the batch's slots together; each job reserves its own"),
+        }
+    }
+    reserved
+}
+
+/// One job, with what `prepare` found for it.
+pub async fn send_prepared(services: &Services, job: &SendJob, prepared: Prepared) -> Result<JobOutcome, StoreError> {
     let mut now = services.clock.now();
-    let Some(mut message) = services.messages.get(&job.message_id).await? else {
+    let Prepared { message: prepared_message, facts: mut prepared_facts } = prepared;
+    let read = match prepared_message.filter(|m| m.id == job.message_id) {
+        Some(message) => Some(message),
+        None => services.messages.get(&job.message_id).await?,
+    };
+    let Some(mut message) = read else {
         warn!(message_id = %job.message_id, "job for a message that does not exist");
         return Ok(JobOutcome::Finished);
     };
@@ -127,9 +242,16 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
     if let (Some(slot), Some(_)) = (message.send_slot, &rate_key) {
         info!(message_id = %message.id, late_ms = (now - slot).num_milliseconds(), "came back after its slot; taking another");
     }
-    let read_started = std::time::Instant::now();
-    let facts = services.sender_store.facts(&message, rate_key.as_deref(), now).await?;
-    let lead = lead_time(read_started.elapsed());
+    // Facts read with the batch serve only the message as it was read, still needing its slot.
+    let prepared_facts = prepared_facts.take().filter(|p| p.version == message.version && rate_key.is_some());
+    let (facts, lead, reserved) = match prepared_facts {
+        Some(PreparedFacts { facts, lead, reservation, .. }) => (facts, lead, reservation),
+        None => {
+            let read_started = std::time::Instant::now();
+            let facts = services.sender_store.facts(&message, rate_key.as_deref(), now).await?;
+            (facts, lead_time(read_started.elapsed()), None)
+        }
+    };
     let connection = match pre_checks(&message, &facts, now) {
         Ready::Go(connection) => connection,
         Ready::Stop(stop) => {
@@ -153,7 +275,11 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
     }
     if let Some(key) = rate_key {
         // The reads above take time: the slot is judged on the clock as it is now.
-        match pace(services, &message, &connection, &key, facts.rate, services.clock.now(), lead).await? {
+        let reservation = match reserved {
+            Some(reservation) => reservation,
+            None => reserve_alone(services, &message, &connection, &key, facts.rate, lead).await?,
+        };
+        match pace(services, &message, reservation, services.clock.now()).await? {
             Pace::Go(granted) => {
                 let now = services.clock.now();
                 debug!(message_id = %message.id, ms_into_slot = (now - granted.slot).num_milliseconds(), "slot granted");
@@ -330,22 +456,16 @@ enum Pace {
     Hide(DateTime<Utc>),
 }
 
-/// Reserves the message's rate-limit slot on its connection. A slot further ahead than
-/// `WAIT_IN_PLACE` is recorded on the message (so it is never reserved twice) and the job hidden
-/// until then.
+/// Where the message goes with its slot (`None`: no room within the hour). A slot further
+/// ahead than `WAIT_IN_PLACE` is recorded on the message (so it is never reserved twice) and
+/// the job hidden until then.
 async fn pace(
     services: &Services,
     message: &Message,
-    connection: &Connection,
-    key: &str,
-    snapshot: Option<RateSnapshot>,
+    reservation: Option<Reservation>,
     now: DateTime<Utc>,
-    lead: TimeDelta,
 ) -> Result<Pace, StoreError> {
-    let busy = snapshot
-        .is_some_and(|s| s.last_second_full(now, rate_limit::limits(connection.mps, services.shares).per_second));
-    let from = earliest_slot(now + lead, busy);
-    let Some(reservation) = reserve_slot(services, message, connection, key, snapshot, from).await? else {
+    let Some(reservation) = reservation else {
         // No room within the hour: look again in a minute.
         return Ok(Pace::Hide(now + TimeDelta::minutes(1)));
     };
@@ -358,6 +478,34 @@ async fn pace(
     // Whatever the write finds, the job must not send before its slot.
     services.messages.update_from(message, |m| m.waiting_for_slot(slot, now)).await?;
     Ok(Pace::Hide(come_back_for(slot)))
+}
+
+/// Reserves the message's slot on its connection alone: from now plus the `lead` the grant and
+/// the claim will take, later on a busy connection (`earliest_slot`).
+async fn reserve_alone(
+    services: &Services,
+    message: &Message,
+    connection: &Connection,
+    key: &str,
+    snapshot: Option<RateSnapshot>,
+    lead: TimeDelta,
+) -> Result<Option<Reservation>, StoreError> {
+    let from = search_from(services, connection, snapshot.as_ref(), lead);
+    reserve_slot(services, message, connection, key, snapshot, from).await
+}
+
+/// Where a slot is looked for from: now plus the `lead` the grant and the claim will take, a
+/// second later when too little of this one is left (`earliest_slot`).
+fn search_from(
+    services: &Services,
+    connection: &Connection,
+    snapshot: Option<&RateSnapshot>,
+    lead: TimeDelta,
+) -> DateTime<Utc> {
+    let now = services.clock.now();
+    let per_second = rate_limit::limits(connection.mps, services.shares).per_second;
+    let busy = snapshot.is_some_and(|s| s.last_second_full(now, per_second));
+    earliest_slot(now + lead, busy)
 }
 
 /// A free second for `message` on its connection from `from` on (`earliest_slot`): the first,

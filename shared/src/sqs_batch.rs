@@ -39,14 +39,28 @@ pub struct Delivery<T> {
 /// or a text.
 pub async fn run<T, J, F>(records: Vec<SqsMessage>, job: J) -> SqsBatchResponse
 where
-    T: DeserializeOwned + Send + 'static,
+    T: DeserializeOwned + Clone + Send + 'static,
     J: Fn(Delivery<T>) -> F + Clone + Send + 'static,
+    F: Future<Output = Disposition> + Send + 'static,
+{
+    run_prepared(records, |_| async { Vec::<()>::new() }, move |delivery, ()| job(delivery)).await
+}
+
+/// [`run`], with work done once for the whole batch first: `prepare` gets the readable bodies
+/// and returns something for each, in order, that its job then gets. `prepare` runs in a task of
+/// its own too: if it panics, or returns fewer, a job gets `P::default()`.
+pub async fn run_prepared<T, P, R, RF, J, F>(records: Vec<SqsMessage>, prepare: R, job: J) -> SqsBatchResponse
+where
+    T: DeserializeOwned + Clone + Send + 'static,
+    P: Default + Send + 'static,
+    R: FnOnce(Vec<T>) -> RF + Send + 'static,
+    RF: Future<Output = Vec<P>> + Send + 'static,
+    J: Fn(Delivery<T>, P) -> F + Clone + Send + 'static,
     F: Future<Output = Disposition> + Send + 'static,
 {
     let mut dispositions = vec![Disposition::Keep; records.len()];
     let ids: Vec<Option<String>> = records.iter().map(|r| r.message_id.clone()).collect();
-    let mut tasks = JoinSet::new();
-    let mut position_of_task = HashMap::new();
+    let mut deliveries = Vec::new();
     for (position, record) in records.into_iter().enumerate() {
         let Some(body) = record.body.as_deref().and_then(|body| serde_json::from_str::<T>(body).ok()) else {
             warn!(sqs_message_id = ?record.message_id, "unreadable record; kept for the DLQ");
@@ -58,9 +72,24 @@ where
             queue_arn: record.event_source_arn,
             receipt_handle: record.receipt_handle,
         };
+        deliveries.push((position, delivery));
+    }
+    let bodies = deliveries.iter().map(|(_, d)| d.body.clone()).collect();
+    let prepared = match tokio::spawn(async move { prepare(bodies).await }).await {
+        Ok(prepared) => prepared,
+        Err(join_error) => {
+            error!(error = %join_error, "preparing the batch panicked; each record runs without it");
+            Vec::new()
+        }
+    };
+    let mut prepared = prepared.into_iter();
+    let mut tasks = JoinSet::new();
+    let mut position_of_task = HashMap::new();
+    for (position, delivery) in deliveries {
+        let prepared = prepared.next().unwrap_or_default();
         // The job is called inside the task, so even a panic before its first await stays there.
         let job = job.clone();
-        let task = tasks.spawn(async move { job(delivery).await });
+        let task = tasks.spawn(async move { job(delivery, prepared).await });
         position_of_task.insert(task.id(), position);
     }
     while let Some(joined) = tasks.join_next_with_id().await {

@@ -254,6 +254,7 @@ async fn throughput(endpoint: &str, mps: u32, seconds: u32) -> anyhow::Result<()
     println!("  per second      at the simulator: {}", series(&seconds_used));
     println!("                  granted:          {}", series(&grants));
     print_requests(&seen, count);
+    print_beside_the_texts(&seen, stack.sender_invocations().0, count);
     print_receives(&stack, count);
     println!(
         "  CPU             {:.2} ms per text (the whole process: sender, simulator and status callbacks; moto apart)",
@@ -303,6 +304,23 @@ pub(crate) fn print_requests(seen: &devstack::request_count::Seen, texts: usize)
     for ((service, operation), c) in &seen.counts {
         println!("    {service:<9} {operation:<27} {:>7} {:>8.3} per text", c.requests, per(c.requests));
     }
+}
+
+/// The requests the event source makes whatever is queued: receives that found nothing (each
+/// queue is long-polled all the time, as Lambda's pollers do) and its look-up of each queue's
+/// ARN. Every other receive handed a batch to an invocation.
+fn print_beside_the_texts(seen: &devstack::request_count::Seen, invocations: usize, texts: usize) {
+    let requests = |operation: &str| {
+        seen.counts.iter().filter(|((_, op), _)| op == operation).map(|(_, c)| c.requests).sum::<u64>()
+    };
+    let idle = requests("ReceiveMessage").saturating_sub(invocations as u64);
+    let beside = idle + requests("GetQueueAttributes");
+    let all = total(&seen.counts).requests;
+    println!(
+        "  for the texts   {:.2} per text without the event source's {beside} requests that do not grow with \
+         them ({idle} receives that found nothing, and its queue look-ups)",
+        all.saturating_sub(beside) as f64 / texts.max(1) as f64
+    );
 }
 
 fn print_receives(stack: &Stack, texts: usize) {
@@ -367,6 +385,7 @@ async fn priority(endpoint: &str, bulk: usize) -> anyhow::Result<()> {
         latencies.last().copied().unwrap_or(f64::NAN)
     );
     print_requests(&seen, bulk + interactive);
+    print_beside_the_texts(&seen, stack.sender_invocations().0, bulk + interactive);
     print_receives(&stack, bulk + interactive);
     println!();
     Ok(())

@@ -1,11 +1,12 @@
-//! The sender function: each SQS record is one send job. `shared::sqs_batch` runs every record
-//! in its own task, so one bad or panicking job fails alone; jobs that must run again are
+//! The sender function: each SQS record is one send job. The batch's messages, facts and slots
+//! are read and granted together first (`sending::prepare`); then `shared::sqs_batch` runs every
+//! record in its own task, so one bad or panicking job fails alone; jobs that must run again are
 //! reported as batch item failures and SQS redelivers them.
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
 use shared::send_queue::SendJob;
-use shared::sending::{self, JobOutcome};
+use shared::sending::{self, JobOutcome, Prepared};
 use shared::services::Services;
 use shared::sqs_batch::{self, Delivery, Disposition};
 use tracing::{error, warn};
@@ -14,17 +15,19 @@ pub async fn handle(
     services: &Services,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+    let for_batch = services.clone();
+    let prepare = move |jobs: Vec<SendJob>| async move { sending::prepare(&for_batch, &jobs).await };
     let services = services.clone();
-    let job = move |delivery: Delivery<SendJob>| {
+    let job = move |delivery: Delivery<SendJob>, prepared: Prepared| {
         let services = services.clone();
-        async move { process(&services, delivery).await }
+        async move { process(&services, delivery, prepared).await }
     };
-    Ok(sqs_batch::run(event.payload.records, job).await)
+    Ok(sqs_batch::run_prepared(event.payload.records, prepare, job).await)
 }
 
-async fn process(services: &Services, delivery: Delivery<SendJob>) -> Disposition {
+async fn process(services: &Services, delivery: Delivery<SendJob>, prepared: Prepared) -> Disposition {
     let job = &delivery.body;
-    match sending::send(services, job).await {
+    match sending::send_prepared(services, job, prepared).await {
         Ok(JobOutcome::Finished) => Disposition::Delete,
         Ok(JobOutcome::RetryAt(at)) => {
             let after = (at - services.clock.now()).to_std().unwrap_or_default();
