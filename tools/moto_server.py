@@ -66,6 +66,7 @@ Usage: python tools/moto_server.py -H 127.0.0.1 -p PORT
 """
 
 import argparse
+import base64
 import copy
 import json
 import math
@@ -205,8 +206,10 @@ def _value_size(value):
     strings and binaries by length, numbers about a byte per two digits plus one, lists and maps
     3 bytes plus a byte per element (moto's own size leaves those out)."""
     (kind, inner), = value.items()
-    if kind in ("S", "B"):
-        return len(inner.encode() if isinstance(inner, str) else inner)
+    if kind == "S":
+        return len(inner.encode())
+    if kind == "B":  # base64 in the JSON form; DynamoDB counts the raw bytes
+        return len(base64.b64decode(inner) if isinstance(inner, str) else inner)
     if kind == "N":
         return (sum(c.isdigit() for c in inner) + 1) // 2 + 1
     if kind in ("BOOL", "NULL"):
@@ -215,8 +218,10 @@ def _value_size(value):
         return 3 + sum(_value_size(v) + 1 for v in inner)
     if kind == "M":
         return 3 + sum(len(k.encode()) + _value_size(v) + 1 for k, v in inner.items())
-    if kind in ("SS", "BS"):
-        return sum(len(v.encode() if isinstance(v, str) else v) for v in inner)
+    if kind == "SS":
+        return sum(len(v.encode()) for v in inner)
+    if kind == "BS":
+        return sum(len(base64.b64decode(v) if isinstance(v, str) else v) for v in inner)
     if kind == "NS":
         return sum((sum(c.isdigit() for c in v) + 1) // 2 + 1 for v in inner)
     return 0

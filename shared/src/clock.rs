@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 
 #[derive(Clone, Debug, Default)]
 pub struct Clock {
@@ -11,7 +11,7 @@ pub struct Clock {
 }
 
 impl Clock {
-    /// The system clock.
+    /// The system clock, to the millisecond.
     pub fn system() -> Self {
         Self { manual: None }
     }
@@ -23,7 +23,9 @@ impl Clock {
 
     pub fn now(&self) -> DateTime<Utc> {
         match &self.manual {
-            None => Utc::now(),
+            // Milliseconds are all any rule here needs, and each stored time is 6 bytes shorter
+            // than with the system's nanoseconds (a message's writes are billed by the kilobyte).
+            None => Utc::now().trunc_subsecs(3),
             Some(now) => *now.lock().unwrap_or_else(PoisonError::into_inner),
         }
     }

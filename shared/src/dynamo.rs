@@ -59,6 +59,29 @@ pub fn to_item<T: Serialize>(value: &T, keys: &[(&str, String)]) -> Result<Item,
     Ok(item)
 }
 
+/// An item's size as DynamoDB reckons it for billing and its 400 KB limit: each attribute's name
+/// plus its value (strings and binaries by length; numbers about a byte per two digits plus one;
+/// lists and maps 3 bytes plus a byte per element, with a map's names). A write costs one unit
+/// per started kilobyte of it.
+pub fn item_size(item: &Item) -> usize {
+    item.iter().map(|(name, value)| name.len() + value_size(value)).sum()
+}
+
+fn value_size(value: &AttributeValue) -> usize {
+    let number = |n: &str| n.bytes().filter(u8::is_ascii_digit).count().div_ceil(2) + 1;
+    match value {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::N(n) => number(n),
+        AttributeValue::Ss(all) => all.iter().map(String::len).sum(),
+        AttributeValue::Ns(all) => all.iter().map(|n| number(n)).sum(),
+        AttributeValue::Bs(all) => all.iter().map(|b| b.as_ref().len()).sum(),
+        AttributeValue::L(list) => 3 + list.iter().map(|v| value_size(v) + 1).sum::<usize>(),
+        AttributeValue::M(map) => 3 + map.iter().map(|(k, v)| k.len() + value_size(v) + 1).sum::<usize>(),
+        _ => 1,
+    }
+}
+
 pub fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
     Ok(serde_dynamo::from_item(item)?)
 }
@@ -182,4 +205,23 @@ pub async fn items_behind(
 /// The key of an item in a table keyed `pk`/`sk`.
 pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_items_size_follows_dynamodbs_rules() {
+        let item: Item = HashMap::from([
+            ("name".to_owned(), s("abc")),
+            ("count".to_owned(), n(12_345)),
+            ("blob".to_owned(), AttributeValue::B(vec![0u8; 10].into())),
+            ("flag".to_owned(), AttributeValue::Bool(true)),
+            ("list".to_owned(), AttributeValue::L(vec![s("ab"), n(7)])),
+            ("map".to_owned(), AttributeValue::M(HashMap::from([("k".to_owned(), s("vv"))]))),
+        ]);
+        // name 4+3; count 5+(5 digits → 3)+1; blob 4+10; flag 4+1; list 4+3+(2+1)+(1+1+1); map 3+3+(1+2+1).
+        assert_eq!(item_size(&item), 7 + 9 + 14 + 5 + 13 + 10);
+    }
 }

@@ -49,6 +49,7 @@ pub mod onboarding;
 pub mod opt_outs;
 pub mod outbound;
 pub mod pacing;
+pub mod packed_history;
 pub mod phone;
 pub mod rate_limit;
 pub mod reason;

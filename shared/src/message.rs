@@ -62,6 +62,12 @@ pub enum Direction {
     Inbound,
 }
 
+impl Direction {
+    fn is_outbound(&self) -> bool {
+        *self == Direction::Outbound
+    }
+}
+
 /// The SQS lane a message is sent through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -170,7 +176,8 @@ pub struct Message {
     pub created_by: Option<UserId>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    #[serde(default)]
+    /// Stored deflated (`packed_history`): it is most of the item, and nothing queries it.
+    #[serde(default, with = "crate::packed_history")]
     pub history: Vec<HistoryEntry>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub appointment: Option<AppointmentRef>,
@@ -186,7 +193,9 @@ pub struct Message {
     /// Times Twilio was asked for the status since it last changed, because no callback came.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub status_checks: u32,
-    #[serde(default)]
+    /// Stored only for received texts: most messages are outbound, and every byte of the item is
+    /// paid for on each of its writes.
+    #[serde(default, skip_serializing_if = "Direction::is_outbound")]
     pub direction: Direction,
     /// For a received text: the patient's number (`to` is then the clinic's number).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -362,3 +362,71 @@ impl MessagesTable {
             .ok_or(StoreError::Conflict)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, TimeDelta, Utc};
+
+    use super::*;
+    use crate::dynamo::item_size;
+    use crate::ids::{ClinicId, ConnectionId};
+    use crate::message::{AppointmentRef, MessageBody, StatusCallback};
+    use crate::phone::E164;
+
+    fn at(ms: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::from_timestamp_millis(1_790_000_000_123 + ms).unwrap_or_default()
+    }
+
+    /// DynamoDB bills a write by the larger of the item before and after it, per started KB.
+    #[test]
+    fn a_one_segment_reminder_is_under_a_kilobyte_at_every_write_to_delivered() {
+        let body = "Hi Sam, this is Riverside Vet reminding you of Max's appointment on Tue, Nov 24 at 9:00 AM. \
+                    Reply C to confirm, R to reschedule or call us at 555-0100. Thanks";
+        assert_eq!(crate::segments::analyse(body).segments, 1, "{} characters", body.len());
+        let (Ok(to), Ok(body)) = (E164::parse("+14155550123", None), MessageBody::parse(body)) else {
+            panic!("valid fixtures")
+        };
+        let appointment = AppointmentRef {
+            id: "appt-000123".into(),
+            business_id: "biz-0001".into(),
+            start: at(86_400_000),
+            window_opened_at: at(0),
+            time_zone: "America/New_York".into(),
+        };
+        let sid = "SM0123456789abcdef0123456789abcdef";
+        let callback = |status: &str| StatusCallback {
+            message_sid: sid.into(),
+            message_status: status.into(),
+            error_code: None,
+            raw_dlr_done_date: Some("2611250227".into()),
+            attempt: Some(1),
+        };
+        let queued = Message::new_reminder(
+            MessageId::generate(at(0)),
+            ClinicId::new("riverside-vet"),
+            to,
+            body,
+            ConnectionId::new("main"),
+            appointment,
+            MessageStatus::Queued,
+            at(0),
+        );
+        let claimed = queued.claim(at(12_345), TimeDelta::seconds(60));
+        let submitted = claimed.as_ref().ok().and_then(|m| m.accepted(1, sid, "queued", at(12_732)).ok());
+        let sent = submitted.as_ref().and_then(|m| m.with_callback(&callback("sent"), at(15_719)).ok());
+        let delivered = sent.as_ref().and_then(|m| m.with_callback(&callback("delivered"), at(19_842)).ok());
+        let (Ok(claimed), Some(submitted), Some(sent), Some(delivered)) = (claimed, submitted, sent, delivered) else {
+            panic!("a reminder's way to delivered")
+        };
+        for (step, message) in [
+            ("queued", queued),
+            ("claimed", claimed),
+            ("submitted", submitted),
+            ("sent", sent),
+            ("delivered", delivered),
+        ] {
+            let Ok(item) = MessagesTable::item(&message) else { panic!("serialises") };
+            assert!(item_size(&item) < 1024, "{step}: {} bytes", item_size(&item));
+        }
+    }
+}
