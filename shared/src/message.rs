@@ -184,7 +184,10 @@ pub struct Message {
     /// For a reminder that failed for lack of credit: when it is tried again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credit_retry_at: Option<DateTime<Utc>>,
-    /// The second reserved for this message on its connection's rate limit, while it waits for it.
+    /// The second reserved for this message on its connection's rate limit, while it waits for
+    /// it: stored on the message only when a claim gives its second back (`released_for_slot`);
+    /// a job hidden for its slot keeps it in a record of its own (`SenderStore::hold_slots`),
+    /// which `SenderStore::messages` puts here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_slot: Option<DateTime<Utc>>,
     /// While `deferred`: when quiet hours end and it goes.
@@ -636,16 +639,6 @@ impl Message {
         let mut next = self.moved(MessageStatus::Queued, now);
         next.deferred_until = None;
         next.history.push(HistoryEntry::ours(now, Actor::Sender, self.attempt, MessageStatus::Queued));
-        Ok(next)
-    }
-
-    /// Remembers the rate-limit slot a queued message waits for (reserved, so never reserved twice).
-    pub fn waiting_for_slot(&self, slot: DateTime<Utc>, now: DateTime<Utc>) -> Result<Self, Refused> {
-        self.require(MessageStatus::Queued)?;
-        let mut next = self.clone();
-        next.send_slot = Some(slot);
-        next.version = self.version + 1;
-        next.updated_at = now;
         Ok(next)
     }
 

@@ -2,12 +2,15 @@
 //! job runs, so a job can be delivered twice or late without harm.
 
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, SendMessageBatchRequestEntry};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tracing::warn;
 
 use crate::config::QueueUrls;
 use crate::ids::MessageId;
 use crate::message::Lane;
+use crate::sqs_batch::ToHide;
 
 /// SQS's longest visibility timeout: 12 hours.
 const MAX_VISIBILITY_SECS: u64 = 12 * 3600;
@@ -27,6 +30,8 @@ pub enum QueueError {
 
 /// The most messages one `SendMessageBatch` takes.
 const SEND_BATCH: usize = 10;
+/// The most receipts one `ChangeMessageVisibilityBatch` takes.
+const HIDE_BATCH: usize = 10;
 /// Batches sent at once.
 const SEND_BATCH_CONCURRENCY: usize = 8;
 /// Entries SQS refused in a batch are sent again this often.
@@ -51,31 +56,60 @@ impl SendQueues {
         }
     }
 
-    /// Hides a received job for `delay` (at most SQS's 12 hours), so it comes back when it can
-    /// go instead of being received again and again. The queue is found from the event's ARN.
-    pub async fn hide(
-        &self,
-        queue_arn: &str,
-        receipt_handle: &str,
-        delay: std::time::Duration,
-    ) -> Result<(), QueueError> {
-        let name = queue_arn.rsplit(':').next().unwrap_or_default();
-        let Some(url) = [&self.urls.interactive, &self.urls.scheduled, &self.urls.bulk]
+    /// Hides received jobs until their times (at most SQS's 12 hours from `now`), so each comes
+    /// back when it can go instead of being received again and again: ten to a
+    /// `ChangeMessageVisibilityBatch`, the queue found from each record's ARN. A job that could
+    /// not be hidden is logged; it comes back after its lane's visibility timeout instead, and
+    /// waits again then.
+    pub async fn hide_all(&self, jobs: &[ToHide], now: DateTime<Utc>) {
+        let mut by_queue: Vec<(&str, Vec<&ToHide>)> = Vec::new();
+        for job in jobs {
+            let Some(url) = self.url_of_arn(&job.queue_arn) else {
+                warn!(queue_arn = %job.queue_arn, "a job to hide is from no send lane");
+                continue;
+            };
+            match by_queue.iter_mut().find(|(u, _)| *u == url) {
+                Some((_, of_queue)) => of_queue.push(job),
+                None => by_queue.push((url, vec![job])),
+            }
+        }
+        for (url, of_queue) in by_queue {
+            for chunk in of_queue.chunks(HIDE_BATCH) {
+                let entries = chunk
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, job)| {
+                        let wait = (job.until - now).to_std().unwrap_or_default();
+                        ChangeMessageVisibilityBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .receipt_handle(&job.receipt_handle)
+                            .visibility_timeout(hidden_seconds(wait))
+                            .build()
+                            .ok()
+                    })
+                    .collect();
+                match self
+                    .client
+                    .change_message_visibility_batch()
+                    .queue_url(url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                {
+                    Ok(out) if out.failed.is_empty() => {}
+                    Ok(out) => warn!(failed = out.failed.len(), "SQS did not hide some jobs; they come back early"),
+                    Err(e) => warn!(error = ?e, jobs = chunk.len(), "could not hide jobs; they come back early"),
+                }
+            }
+        }
+    }
+
+    fn url_of_arn(&self, queue_arn: &str) -> Option<&str> {
+        let name = queue_arn.rsplit(':').next()?;
+        [&self.urls.interactive, &self.urls.scheduled, &self.urls.bulk]
             .into_iter()
             .find(|url| url.rsplit('/').next() == Some(name))
-        else {
-            return Ok(());
-        };
-        let seconds = hidden_seconds(delay);
-        self.client
-            .change_message_visibility()
-            .queue_url(url)
-            .receipt_handle(receipt_handle)
-            .visibility_timeout(seconds)
-            .send()
-            .await
-            .map_err(|e| QueueError::Request(Box::new(e.into())))?;
-        Ok(())
+            .map(String::as_str)
     }
 
     pub async fn enqueue(&self, lane: Lane, job: &SendJob) -> Result<(), QueueError> {

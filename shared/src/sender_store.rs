@@ -1,16 +1,19 @@
-//! The sender's reads and writes that span tables, each a single DynamoDB request: everything a
-//! send is checked against (the clinic, the connection, the recipient's opt-out, the appointment
-//! and the connection's current rate-limit window) in one `BatchGetItem`, and the claim together
-//! with the credits it costs in one `TransactWriteItems`. Together with reading the message and
-//! recording Twilio's answer, a text costs five requests from dequeue to `submitted`.
+//! The sender's reads and writes that span tables, each a single DynamoDB request where it can
+//! be: a batch's messages together with the slots they hold, and everything a send is checked
+//! against (the clinic, the connection, the recipient's opt-out, the appointment and the
+//! connection's current rate-limit window), each in one `BatchGetItem`; the slots a batch's
+//! waiting texts hold in one `BatchWriteItem`; and the claim together with the credits it costs
+//! in one `TransactWriteItems`. Together with recording Twilio's answer, a text that need not
+//! wait costs five requests from dequeue to `submitted`, fewer in a batch.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{KeysAndAttributes, Put, TransactWriteItem, Update};
-use chrono::{DateTime, Utc};
+use aws_sdk_dynamodb::types::{KeysAndAttributes, Put, PutRequest, TransactWriteItem, Update, WriteRequest};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::appointments::{Appointment, AppointmentsTable};
 use crate::clinic::{Clinic, Connection};
@@ -20,6 +23,7 @@ use crate::counters_table::CountersTable;
 use crate::dynamo::{Item, StoreError, from_item, n, s};
 use crate::ids::MessageId;
 use crate::message::Message;
+use crate::message_status::MessageStatus;
 use crate::messages_table::MessagesTable;
 use crate::pacing::{self, RateSnapshot};
 
@@ -27,6 +31,10 @@ use crate::pacing::{self, RateSnapshot};
 const UNPROCESSED_RETRIES: u32 = 8;
 /// The most keys one `BatchGetItem` takes.
 const BATCH_GET_KEYS: usize = 100;
+/// The most items one `BatchWriteItem` takes.
+const BATCH_WRITE_ITEMS: usize = 25;
+/// A held slot's record outlives its second by this much, then DynamoDB deletes it.
+const HELD_SLOT_KEPT: TimeDelta = TimeDelta::days(1);
 /// The most of a mass alert client's appointments read before their text goes.
 const MAX_ALERT_APPOINTMENTS: usize = 20;
 
@@ -51,6 +59,26 @@ pub struct SendFacts {
     pub alert_appointments: Vec<Appointment>,
     /// The connection's rate-limit state for the message's lane (read only when it needs a slot).
     pub rate: Option<RateSnapshot>,
+}
+
+/// The second a queued message holds on its connection's rate limit while its job is hidden,
+/// for the message as it was at `version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldSlot {
+    pub slot: DateTime<Utc>,
+    pub version: u64,
+    /// Epoch seconds: DynamoDB deletes the record a day after its second.
+    expires_at: i64,
+}
+
+impl HeldSlot {
+    pub fn new(slot: DateTime<Utc>, version: u64) -> Self {
+        Self { slot, version, expires_at: (slot + HELD_SLOT_KEPT).timestamp() }
+    }
+}
+
+fn held_slot_key(id: &MessageId) -> (String, String) {
+    (format!("SLOT#{id}"), "SLOT".to_owned())
 }
 
 /// What became of a claim made together with its credits.
@@ -194,27 +222,90 @@ impl SenderStore {
         Ok(all)
     }
 
-    /// Messages by id, read together (consistently). A message that is gone, or whose item
-    /// cannot be read, is `None`: its job reads it on its own and fails alone.
+    /// Messages by id, read together (consistently), each with the slot it holds
+    /// ([`SenderStore::hold_slots`]) in `send_slot`, when the slot was held for the message as it
+    /// still is. A message that is gone, or whose item cannot be read, is `None`: its job reads
+    /// it on its own and fails alone.
     pub async fn messages(&self, ids: &[MessageId]) -> Result<Vec<Option<Message>>, StoreError> {
-        let mut keys: Vec<(String, String)> = ids.iter().map(MessagesTable::key).collect();
+        let mut keys: Vec<(String, (String, String))> = Vec::new();
+        for id in ids {
+            keys.push((self.messages.clone(), MessagesTable::key(id)));
+            keys.push((self.counters.clone(), held_slot_key(id)));
+        }
         keys.sort();
         keys.dedup();
         let mut found = HashMap::new();
         for chunk in keys.chunks(BATCH_GET_KEYS) {
-            let request = HashMap::from([(
-                self.messages.clone(),
-                chunk.iter().map(|(pk, sk)| key(pk.clone(), sk.clone())).collect::<Vec<_>>(),
-            )]);
+            let mut request: HashMap<String, Vec<Key>> = HashMap::new();
+            for (table, (pk, sk)) in chunk {
+                request.entry(table.clone()).or_default().push(key(pk.clone(), sk.clone()));
+            }
             found.extend(self.batch_get(request).await?);
         }
+        let mut take = |table: &str, (pk, sk): (String, String)| found.remove(&(table.to_owned(), pk, sk));
         Ok(ids
             .iter()
             .map(|id| {
-                let (pk, sk) = MessagesTable::key(id);
-                found.remove(&(self.messages.clone(), pk, sk)).and_then(|item| from_item(item).ok())
+                let message: Option<Message> =
+                    take(&self.messages, MessagesTable::key(id)).and_then(|item| from_item(item).ok());
+                let held: Option<HeldSlot> =
+                    take(&self.counters, held_slot_key(id)).and_then(|item| from_item(item).ok());
+                message.map(|mut message| {
+                    if let Some(held) = held.filter(|h| h.version == message.version)
+                        && message.status == MessageStatus::Queued
+                    {
+                        message.send_slot = message.send_slot.or(Some(held.slot));
+                    }
+                    message
+                })
             })
             .collect())
+    }
+
+    /// Records the second each message holds on its connection's rate limit while its job is
+    /// hidden (`SLOT#<message>` / `SLOT` in the counters table, read back by
+    /// [`SenderStore::messages`]), for the message at `version`: a message that changes
+    /// meanwhile (claimed, deferred) no longer holds it. Not on the message, whose item is ten
+    /// times the size and is written for each state anyway; and as one `BatchWriteItem` for a
+    /// batch's texts. Unconditional: a job delivered twice may overwrite the other's slot, and
+    /// then both wait for the later one (only one can claim). Returns the messages recorded.
+    pub async fn hold_slots(&self, held: &[(MessageId, HeldSlot)]) -> Result<Vec<MessageId>, StoreError> {
+        let mut recorded = Vec::new();
+        for chunk in held.chunks(BATCH_WRITE_ITEMS) {
+            let mut left = Vec::new();
+            for (id, slot) in chunk {
+                let (pk, sk) = held_slot_key(id);
+                let item = crate::dynamo::to_item(slot, &[("pk", pk), ("sk", sk)])?;
+                left.push((
+                    *id,
+                    WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build()?).build(),
+                ));
+            }
+            for round in 0..=UNPROCESSED_RETRIES {
+                if round > 0 {
+                    tokio::time::sleep(Duration::from_millis(10 << round.min(6))).await;
+                }
+                let requests = left.iter().map(|(_, request)| request.clone()).collect();
+                let out = self.client.batch_write_item().request_items(self.counters.clone(), requests).send().await?;
+                let unprocessed: Vec<Item> = out
+                    .unprocessed_items
+                    .unwrap_or_default()
+                    .into_values()
+                    .flatten()
+                    .filter_map(|request| request.put_request.map(|put| put.item))
+                    .collect();
+                let (again, done): (Vec<_>, Vec<_>) = left.into_iter().partition(|(id, _)| {
+                    let (pk, _) = held_slot_key(id);
+                    unprocessed.iter().any(|item| item.get("pk").and_then(|v| v.as_s().ok()) == Some(&pk))
+                });
+                recorded.extend(done.into_iter().map(|(id, _)| id));
+                left = again;
+                if left.is_empty() {
+                    break;
+                }
+            }
+        }
+        Ok(recorded)
     }
 
     async fn batch_get(

@@ -3,7 +3,7 @@
 //! Twilio once, and record what Twilio said. Every write is conditional, so a job delivered twice,
 //! or a sender that dies halfway, never makes a second Twilio request for the same attempt.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Timelike, Utc};
@@ -24,7 +24,7 @@ use crate::reminder_window;
 use crate::retry_policy::RetryPolicy;
 use crate::segments;
 use crate::send_queue::SendJob;
-use crate::sender_store::{Claim, SendFacts};
+use crate::sender_store::{Claim, HeldSlot, SendFacts};
 use crate::services::Services;
 use crate::twilio::client::{CreatedMessage, NewMessage, TwilioError};
 use crate::twilio::error_catalogue::{self, Retry};
@@ -109,6 +109,9 @@ struct PreparedFacts {
     lead: TimeDelta,
     /// The slot granted with the batch's other texts for the connection, if one was asked for.
     reservation: Option<Option<Reservation>>,
+    /// Whether that slot is already recorded as held (`SenderStore::hold_slots`), because it is
+    /// too far off to wait for in place.
+    held: bool,
 }
 
 /// One job on its own: reads everything it needs itself.
@@ -149,17 +152,46 @@ pub async fn prepare(services: &Services, jobs: &[SendJob]) -> Vec<Prepared> {
     let mut facts_of: HashMap<MessageId, SendFacts> =
         asking.iter().zip(facts).map(|((m, _), facts)| (m.id, facts)).collect();
     let reservations = reserve_together(services, &messages, &facts_of, lead).await;
+    let held = hold_together(services, &messages, &reservations).await;
     messages
         .into_iter()
         .map(|message| {
             let facts = message.as_ref().and_then(|m| {
                 let facts = facts_of.remove(&m.id)?;
                 let reservation = reservations.get(&m.id).cloned();
-                Some(PreparedFacts { version: m.version, facts, lead, reservation })
+                Some(PreparedFacts { version: m.version, facts, lead, reservation, held: held.contains(&m.id) })
             });
             Prepared { message, facts }
         })
         .collect()
+}
+
+/// Records together the slots granted too far ahead to wait for in place, which their jobs will
+/// be hidden for. A slot this leaves out is recorded by its job, if it still needs to be.
+async fn hold_together(
+    services: &Services,
+    messages: &[Option<Message>],
+    reservations: &HashMap<MessageId, Option<Reservation>>,
+) -> HashSet<MessageId> {
+    let now = services.clock.now();
+    let to_hold: Vec<(MessageId, HeldSlot)> = messages
+        .iter()
+        .flatten()
+        .filter_map(|m| {
+            let slot = reservations.get(&m.id)?.as_ref()?.slot;
+            (until(slot, now) > WAIT_IN_PLACE).then(|| (m.id, HeldSlot::new(slot, m.version)))
+        })
+        .collect();
+    if to_hold.is_empty() {
+        return HashSet::new();
+    }
+    match services.sender_store.hold_slots(&to_hold).await {
+        Ok(held) => held.into_iter().collect(),
+        Err(e) => {
+            warn!(error = ?e, "could not record the batch's held slots together; each job records its own");
+            HashSet::new()
+        }
+    }
 }
 
 /// Grants together the slots of the batch's texts that may go now, one connection and lane at a
@@ -244,12 +276,12 @@ pub async fn send_prepared(services: &Services, job: &SendJob, prepared: Prepare
     }
     // Facts read with the batch serve only the message as it was read, still needing its slot.
     let prepared_facts = prepared_facts.take().filter(|p| p.version == message.version && rate_key.is_some());
-    let (facts, lead, reserved) = match prepared_facts {
-        Some(PreparedFacts { facts, lead, reservation, .. }) => (facts, lead, reservation),
+    let (facts, lead, reserved, held) = match prepared_facts {
+        Some(PreparedFacts { facts, lead, reservation, held, .. }) => (facts, lead, reservation, held),
         None => {
             let read_started = std::time::Instant::now();
             let facts = services.sender_store.facts(&message, rate_key.as_deref(), now).await?;
-            (facts, lead_time(read_started.elapsed()), None)
+            (facts, lead_time(read_started.elapsed()), None, false)
         }
     };
     let connection = match pre_checks(&message, &facts, now) {
@@ -279,7 +311,7 @@ pub async fn send_prepared(services: &Services, job: &SendJob, prepared: Prepare
             Some(reservation) => reservation,
             None => reserve_alone(services, &message, &connection, &key, facts.rate, lead).await?,
         };
-        match pace(services, &message, reservation, services.clock.now()).await? {
+        match pace(services, &message, reservation, held, services.clock.now()).await? {
             Pace::Go(granted) => {
                 let now = services.clock.now();
                 debug!(message_id = %message.id, ms_into_slot = (now - granted.slot).num_milliseconds(), "slot granted");
@@ -457,12 +489,13 @@ enum Pace {
 }
 
 /// Where the message goes with its slot (`None`: no room within the hour). A slot further
-/// ahead than `WAIT_IN_PLACE` is recorded on the message (so it is never reserved twice) and
-/// the job hidden until then.
+/// ahead than `WAIT_IN_PLACE` is recorded as held by the message (so it is never reserved
+/// twice), unless its batch did that already (`held`), and the job hidden until then.
 async fn pace(
     services: &Services,
     message: &Message,
     reservation: Option<Reservation>,
+    held: bool,
     now: DateTime<Utc>,
 ) -> Result<Pace, StoreError> {
     let Some(reservation) = reservation else {
@@ -475,8 +508,11 @@ async fn pace(
     if until(slot, now) <= WAIT_IN_PLACE {
         return Ok(Pace::Go(Box::new(reservation)));
     }
-    // Whatever the write finds, the job must not send before its slot.
-    services.messages.update_from(message, |m| m.waiting_for_slot(slot, now)).await?;
+    // Even if the record is not written, the job must not send before its slot: it comes back
+    // then and, finding no slot held, takes another.
+    if !held {
+        services.sender_store.hold_slots(&[(message.id, HeldSlot::new(slot, message.version))]).await?;
+    }
     Ok(Pace::Hide(come_back_for(slot)))
 }
 

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::future::Future;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
+use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use tokio::task::JoinSet;
 use tracing::{error, warn};
@@ -22,6 +23,25 @@ pub enum Disposition {
     Delete,
     /// Stays in the queue; SQS delivers it again when it is visible again.
     Keep,
+    /// Stays in the queue, hidden until about this time ([`Batch::to_hide`]): it is waiting,
+    /// not failing.
+    HideUntil(DateTime<Utc>),
+}
+
+/// What a batch's jobs decided: the records to report as failures (kept, hidden or not), and
+/// those of them to hide, for the caller to hide together (`SendQueues::hide_all`).
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub response: SqsBatchResponse,
+    pub to_hide: Vec<ToHide>,
+}
+
+/// A record to hide until `until`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToHide {
+    pub queue_arn: String,
+    pub receipt_handle: String,
+    pub until: DateTime<Utc>,
 }
 
 /// A record's body, read, with what a job needs to act on the record itself.
@@ -34,22 +54,24 @@ pub struct Delivery<T> {
 }
 
 /// Runs `job` on every record whose body reads as a `T`, all at once, and reports the records
-/// to keep: unreadable ones, those whose job said [`Disposition::Keep`], and those whose job
-/// panicked. Unreadable bodies are logged by SQS message id only: a body may hold a phone number
-/// or a text.
+/// to keep: unreadable ones, those whose job said [`Disposition::Keep`] (or to hide them: `run`
+/// keeps them as they are; see [`run_prepared`]), and those whose job panicked. Unreadable
+/// bodies are logged by SQS message id only: a body may hold a phone number or a text.
 pub async fn run<T, J, F>(records: Vec<SqsMessage>, job: J) -> SqsBatchResponse
 where
     T: DeserializeOwned + Clone + Send + 'static,
     J: Fn(Delivery<T>) -> F + Clone + Send + 'static,
     F: Future<Output = Disposition> + Send + 'static,
 {
-    run_prepared(records, |_| async { Vec::<()>::new() }, move |delivery, ()| job(delivery)).await
+    run_prepared(records, |_| async { Vec::<()>::new() }, move |delivery, ()| job(delivery)).await.response
 }
 
 /// [`run`], with work done once for the whole batch first: `prepare` gets the readable bodies
 /// and returns something for each, in order, that its job then gets. `prepare` runs in a task of
-/// its own too: if it panics, or returns fewer, a job gets `P::default()`.
-pub async fn run_prepared<T, P, R, RF, J, F>(records: Vec<SqsMessage>, prepare: R, job: J) -> SqsBatchResponse
+/// its own too: if it panics, or returns fewer, a job gets `P::default()`. The records whose
+/// jobs said [`Disposition::HideUntil`] come back in [`Batch::to_hide`], to hide in one request
+/// per ten rather than one each.
+pub async fn run_prepared<T, P, R, RF, J, F>(records: Vec<SqsMessage>, prepare: R, job: J) -> Batch
 where
     T: DeserializeOwned + Clone + Send + 'static,
     P: Default + Send + 'static,
@@ -60,6 +82,8 @@ where
 {
     let mut dispositions = vec![Disposition::Keep; records.len()];
     let ids: Vec<Option<String>> = records.iter().map(|r| r.message_id.clone()).collect();
+    let handles: Vec<Option<(String, String)>> =
+        records.iter().map(|r| Some((r.event_source_arn.clone()?, r.receipt_handle.clone()?))).collect();
     let mut deliveries = Vec::new();
     for (position, record) in records.into_iter().enumerate() {
         let Some(body) = record.body.as_deref().and_then(|body| serde_json::from_str::<T>(body).ok()) else {
@@ -106,20 +130,25 @@ where
             dispositions[*position] = disposition;
         }
     }
-    let mut response = SqsBatchResponse::default();
-    for (id, disposition) in ids.into_iter().zip(dispositions) {
-        match (disposition, id) {
-            (Disposition::Delete, _) => {}
-            (Disposition::Keep, Some(id)) => {
+    let mut batch = Batch::default();
+    for ((id, disposition), handle) in ids.into_iter().zip(dispositions).zip(handles) {
+        if disposition == Disposition::Delete {
+            continue;
+        }
+        if let (Disposition::HideUntil(until), Some((queue_arn, receipt_handle))) = (disposition, handle) {
+            batch.to_hide.push(ToHide { queue_arn, receipt_handle, until });
+        }
+        match id {
+            Some(id) => {
                 let mut failure = BatchItemFailure::default();
                 failure.item_identifier = id;
-                response.batch_item_failures.push(failure);
+                batch.response.batch_item_failures.push(failure);
             }
             // Lambda always names its records; one without a name cannot be reported.
-            (Disposition::Keep, None) => warn!("a record to keep has no SQS message id"),
+            None => warn!("a record to keep has no SQS message id"),
         }
     }
-    response
+    batch
 }
 
 #[cfg(test)]
@@ -256,6 +285,39 @@ mod tests {
                 receipt_handle: Some("receipt-1".into()),
             }]
         );
+    }
+
+    #[tokio::test]
+    async fn records_to_hide_are_kept_and_handed_back_together() {
+        let until = chrono::DateTime::<chrono::Utc>::from_timestamp(1_790_000_000, 0).unwrap_or_default();
+        let job = move |delivery: Delivery<u32>, (): ()| async move {
+            match delivery.body {
+                1 => Disposition::Delete,
+                2 => Disposition::Keep,
+                n => Disposition::HideUntil(until + chrono::TimeDelta::seconds(i64::from(n))),
+            }
+        };
+        let records = (1..=4)
+            .map(|n| {
+                let mut r = record(&format!("m{n}"), Some(&n.to_string()));
+                r.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:lane".into());
+                r.receipt_handle = Some(format!("receipt-{n}"));
+                r
+            })
+            .collect();
+
+        let batch = run_prepared(records, |bodies: Vec<u32>| async move { vec![(); bodies.len()] }, job).await;
+
+        assert_eq!(reported(&batch.response), ["m2", "m3", "m4"]);
+        let hidden: Vec<_> = batch.to_hide.iter().map(|h| (h.receipt_handle.as_str(), h.until)).collect();
+        assert_eq!(
+            hidden,
+            [
+                ("receipt-3", until + chrono::TimeDelta::seconds(3)),
+                ("receipt-4", until + chrono::TimeDelta::seconds(4))
+            ]
+        );
+        assert!(batch.to_hide.iter().all(|h| h.queue_arn.ends_with(":lane")));
     }
 
     /// As when Lambda ends an invocation: its records' jobs stop, none runs on.

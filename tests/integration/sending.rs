@@ -534,3 +534,53 @@ async fn batches_racing_for_a_slow_connection_take_one_second_per_text_in_few_re
     assert!(updates <= 2 * (BATCHES * PER_BATCH) as u64, "{updates} grant requests for 30 texts");
     println!("{updates} grant requests for 30 texts in 6 batches");
 }
+
+#[tokio::test]
+async fn a_held_slot_comes_back_with_its_message_until_the_message_changes() {
+    use chrono::TimeDelta;
+    use shared::message::{Lane, Message, MessageBody};
+    use shared::phone::E164;
+    use shared::sender_store::HeldSlot;
+
+    let t = TestStack::start().await;
+    let services = &t.stack.services;
+    let now = services.clock.now();
+    let mut messages = Vec::new();
+    // More than one BatchWriteItem takes.
+    for i in 0..30 {
+        let message = Message::new_outbound(
+            ClinicId::new("demo"),
+            E164::parse(&format!("+1415557{i:04}"), None).expect("valid"),
+            MessageBody::parse("The clinic opens at 10 tomorrow.").expect("valid"),
+            ConnectionId::new("main"),
+            Lane::Bulk,
+            None,
+            now,
+        );
+        services.messages.insert(&message).await.expect("stored");
+        messages.push(message);
+    }
+    let slot_of = |i: usize| now + TimeDelta::seconds(60 + i as i64);
+    let held: Vec<_> =
+        messages.iter().enumerate().map(|(i, m)| (m.id, HeldSlot::new(slot_of(i), m.version))).collect();
+
+    let recorded = services.sender_store.hold_slots(&held).await.expect("recorded");
+
+    assert_eq!(recorded.len(), 30);
+    let ids: Vec<_> = messages.iter().map(|m| m.id).collect();
+    let read = services.sender_store.messages(&ids).await.expect("read");
+    let slots: Vec<_> = read.iter().map(|m| m.as_ref().and_then(|m| m.send_slot)).collect();
+    assert_eq!(slots, (0..30).map(|i| Some(slot_of(i))).collect::<Vec<_>>());
+    let stored = services.messages.get(&ids[0]).await.expect("read").expect("exists");
+    assert_eq!((stored.version, stored.send_slot), (1, None), "the message itself is not written");
+
+    // Held for the message as it was: once it changes (here: held back and let go again by
+    // quiet hours), the slot is no longer its.
+    let deferred = services.messages.update_from(&stored, |m| m.deferred(now + TimeDelta::hours(8), now));
+    let shared::messages_table::Update::Applied(deferred) = deferred.await.expect("written") else { panic!("defers") };
+    let resumed = services.messages.update_from(&deferred, |m| m.resumed(now)).await.expect("written");
+    assert!(matches!(resumed, shared::messages_table::Update::Applied(_)));
+    let read = services.sender_store.messages(&ids[..2]).await.expect("read");
+    let slots: Vec<_> = read.iter().map(|m| m.as_ref().and_then(|m| m.send_slot)).collect();
+    assert_eq!(slots, [None, Some(slot_of(1))]);
+}

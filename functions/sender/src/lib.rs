@@ -1,7 +1,8 @@
 //! The sender function: each SQS record is one send job. The batch's messages, facts and slots
 //! are read and granted together first (`sending::prepare`); then `shared::sqs_batch` runs every
 //! record in its own task, so one bad or panicking job fails alone; jobs that must run again are
-//! reported as batch item failures and SQS redelivers them.
+//! reported as batch item failures and SQS redelivers them, those that wait hidden together
+//! until their time.
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
@@ -9,7 +10,7 @@ use shared::send_queue::SendJob;
 use shared::sending::{self, JobOutcome, Prepared};
 use shared::services::Services;
 use shared::sqs_batch::{self, Delivery, Disposition};
-use tracing::{error, warn};
+use tracing::error;
 
 pub async fn handle(
     services: &Services,
@@ -17,29 +18,23 @@ pub async fn handle(
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let for_batch = services.clone();
     let prepare = move |jobs: Vec<SendJob>| async move { sending::prepare(&for_batch, &jobs).await };
-    let services = services.clone();
+    let for_jobs = services.clone();
     let job = move |delivery: Delivery<SendJob>, prepared: Prepared| {
-        let services = services.clone();
+        let services = for_jobs.clone();
         async move { process(&services, delivery, prepared).await }
     };
-    Ok(sqs_batch::run_prepared(event.payload.records, prepare, job).await)
+    let batch = sqs_batch::run_prepared(event.payload.records, prepare, job).await;
+    services.queues.hide_all(&batch.to_hide, services.clock.now()).await;
+    Ok(batch.response)
 }
 
 async fn process(services: &Services, delivery: Delivery<SendJob>, prepared: Prepared) -> Disposition {
     let job = &delivery.body;
     match sending::send_prepared(services, job, prepared).await {
         Ok(JobOutcome::Finished) => Disposition::Delete,
-        Ok(JobOutcome::RetryAt(at)) => {
-            let after = (at - services.clock.now()).to_std().unwrap_or_default();
-            // Waiting is not a failed attempt: hide the job until it can go (attempts are
-            // counted in DynamoDB, not by SQS receives).
-            if let (Some(arn), Some(receipt)) = (delivery.queue_arn.as_deref(), delivery.receipt_handle.as_deref())
-                && let Err(e) = services.queues.hide(arn, receipt, after).await
-            {
-                warn!(message_id = %job.message_id, error = ?e, "could not hide the job; it returns after the queue's visibility timeout");
-            }
-            Disposition::Keep
-        }
+        // Waiting is not a failed attempt: the job is hidden until it can go (attempts are
+        // counted in DynamoDB, not by SQS receives).
+        Ok(JobOutcome::RetryAt(at)) => Disposition::HideUntil(at),
         Err(store_error) => {
             error!(message_id = %job.message_id, error = ?store_error, "send job failed; SQS will redeliver it");
             Disposition::Keep
