@@ -126,7 +126,7 @@ pub(crate) async fn queue_if_due(
     if message.status != MessageStatus::Queued {
         return Ok(());
     }
-    if let Err(e) = services.queues.enqueue(message.lane, &SendJob { message_id: message.id }).await {
+    if let Err(e) = services.queues.enqueue(message.lane, &SendJob::of(message)).await {
         let undo = services.messages.update_from(message, |m| m.undone(before, note, now));
         if let Err(undo_error) = undo.await {
             error!(message_id = %message.id, error = ?undo_error, "a queued text has no job and could not be put back");

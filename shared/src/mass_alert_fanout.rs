@@ -23,7 +23,7 @@ use crate::mass_alert_recipients::{self, Recipient, Selection, Verdict};
 use crate::message::{Actor, Failure, HistoryEntry, Lane, Message};
 use crate::message_status::MessageStatus;
 use crate::phone::E164;
-use crate::send_queue::QueueError;
+use crate::send_queue::{QueueError, SendJob};
 use crate::services::Services;
 
 /// The `detail-type` of the event the API publishes when an admin confirms an alert.
@@ -127,9 +127,9 @@ pub async fn fan_out(services: &Services, event: &MassAlertConfirmed) -> Result<
         .await?
         .into_values()
         .filter(|m| m.status == MessageStatus::Queued && m.attempt == 0 && m.send_slot.is_none());
-    let mut to_queue: Vec<_> = waiting.map(|m| m.id).collect();
+    let mut to_queue: Vec<_> = waiting.map(|m| SendJob::of(&m)).collect();
     to_queue.extend(
-        messages.iter().filter(|m| stored_now.contains(&m.id) && m.status == MessageStatus::Queued).map(|m| m.id),
+        messages.iter().filter(|m| stored_now.contains(&m.id) && m.status == MessageStatus::Queued).map(SendJob::of),
     );
     services.queues.enqueue_many(Lane::Bulk, &to_queue).await?;
     services.mass_alerts.mark_fanned_out(&alert.id, now).await?;

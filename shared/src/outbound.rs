@@ -425,7 +425,7 @@ async fn create_one(
         return Err(store_error.into());
     }
     if message.status == MessageStatus::Queued
-        && let Err(queue_error) = services.queues.enqueue(message.lane, &SendJob { message_id: message.id }).await
+        && let Err(queue_error) = services.queues.enqueue(message.lane, &SendJob::of(&message)).await
     {
         // Undo, so the caller's retry does not leave a queued text that nothing will send.
         match services.messages.delete_unchanged(&message).await {

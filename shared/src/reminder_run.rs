@@ -332,7 +332,7 @@ async fn decide_one(
     }
     if message.status == MessageStatus::Queued {
         // Enqueued again after a crash between insert and mark: the sender's claim makes that harmless.
-        services.queues.enqueue(message.lane, &SendJob { message_id: message.id }).await?;
+        services.queues.enqueue(message.lane, &SendJob::of(&message)).await?;
     }
     services.appointments.mark_decided(&appointment.id, appointment.start, &message.id.to_string()).await?;
     Ok(match message.status {
@@ -431,7 +431,7 @@ async fn release_credit_retries(services: &Services, now: DateTime<Utc>) -> Resu
     for id in services.messages.credit_retries_due(now).await? {
         let update = services.messages.update(&id, |m| m.requeued(Actor::Scheduler, "credit retry", now)).await?;
         if let Update::Applied(message) = update {
-            if let Err(e) = services.queues.enqueue(message.lane, &SendJob { message_id: message.id }).await {
+            if let Err(e) = services.queues.enqueue(message.lane, &SendJob::of(&message)).await {
                 // Put it back as it was, so the next tick retries instead of leaving a queued
                 // text with no job.
                 let retry_at = now;

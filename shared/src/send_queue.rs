@@ -1,5 +1,6 @@
-//! The SQS send lanes. A job names a message; everything else is read from DynamoDB when the
-//! job runs, so a job can be delivered twice or late without harm.
+//! The SQS send lanes. A job names a message, and the items its checks read (so the sender can
+//! read them in the same request as the message); everything is read from DynamoDB when the job
+//! runs, so a job can be delivered twice or late without harm.
 
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, SendMessageBatchRequestEntry};
@@ -9,7 +10,8 @@ use tracing::warn;
 
 use crate::config::QueueUrls;
 use crate::ids::MessageId;
-use crate::message::Lane;
+use crate::message::{Lane, Message};
+use crate::sender_store::Checks;
 use crate::sqs_batch::ToHide;
 
 /// SQS's longest visibility timeout: 12 hours.
@@ -18,6 +20,22 @@ const MAX_VISIBILITY_SECS: u64 = 12 * 3600;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendJob {
     pub message_id: MessageId,
+    /// What the message is checked against before it goes, as it was when the job was queued.
+    /// Only a hint: the sender uses it only if the message, once read, still names the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Checks>,
+}
+
+impl SendJob {
+    /// The job for `message`, naming what its checks read.
+    pub fn of(message: &Message) -> Self {
+        Self { message_id: message.id, checks: Some(Checks::of(message)) }
+    }
+
+    /// A job that names only its message: the sender reads the message, then its checks.
+    pub fn named(message_id: MessageId) -> Self {
+        Self { message_id, checks: None }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,17 +142,17 @@ impl SendQueues {
         Ok(())
     }
 
-    /// Queues a job for each message, ten to a `SendMessageBatch`, several batches at once;
-    /// entries SQS refuses are sent again, and an error names how many never went.
-    pub async fn enqueue_many(&self, lane: Lane, ids: &[MessageId]) -> Result<(), QueueError> {
+    /// Queues the jobs, ten to a `SendMessageBatch`, several batches at once; entries SQS
+    /// refuses are sent again, and an error names how many never went.
+    pub async fn enqueue_many(&self, lane: Lane, jobs: &[SendJob]) -> Result<(), QueueError> {
         use futures::{StreamExt, TryStreamExt};
-        let batches: Vec<_> = ids.chunks(SEND_BATCH).map(|chunk| self.enqueue_batch(lane, chunk)).collect();
+        let batches: Vec<_> = jobs.chunks(SEND_BATCH).map(|chunk| self.enqueue_batch(lane, chunk)).collect();
         futures::stream::iter(batches).buffer_unordered(SEND_BATCH_CONCURRENCY).try_collect::<Vec<()>>().await?;
         Ok(())
     }
 
-    async fn enqueue_batch(&self, lane: Lane, chunk: &[MessageId]) -> Result<(), QueueError> {
-        let mut left: Vec<MessageId> = chunk.to_vec();
+    async fn enqueue_batch(&self, lane: Lane, chunk: &[SendJob]) -> Result<(), QueueError> {
+        let mut left: Vec<&SendJob> = chunk.iter().collect();
         for _ in 0..SEND_BATCH_TRIES {
             if left.is_empty() {
                 break;
@@ -142,8 +160,8 @@ impl SendQueues {
             let entries = left
                 .iter()
                 .enumerate()
-                .filter_map(|(i, id)| {
-                    let body = serde_json::to_string(&SendJob { message_id: *id }).ok()?;
+                .filter_map(|(i, job)| {
+                    let body = serde_json::to_string(job).ok()?;
                     SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(body).build().ok()
                 })
                 .collect();
@@ -156,7 +174,7 @@ impl SendQueues {
                 .await
                 .map_err(|e| QueueError::Request(Box::new(e.into())))?;
             let failed: Vec<usize> = out.failed.iter().filter_map(|f| f.id.parse().ok()).collect();
-            left = left.into_iter().enumerate().filter(|(i, _)| failed.contains(i)).map(|(_, id)| id).collect();
+            left = left.into_iter().enumerate().filter(|(i, _)| failed.contains(i)).map(|(_, job)| job).collect();
         }
         if left.is_empty() { Ok(()) } else { Err(QueueError::Refused(left.len())) }
     }
@@ -167,4 +185,38 @@ impl SendQueues {
 pub fn hidden_seconds(delay: std::time::Duration) -> i32 {
     let seconds = (delay.as_secs_f64().ceil().max(1.0) as u64).min(MAX_VISIBILITY_SECS);
     i32::try_from(seconds).unwrap_or(i32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_names_its_messages_checks_and_a_job_without_them_still_reads() {
+        let older: Result<SendJob, _> = serde_json::from_str(r#"{"message_id":"01M3250V3V7RFBFW684QN0Z34K"}"#);
+        let Ok(older) = older else { panic!("reads") };
+        assert_eq!(older.checks, None);
+
+        let now = chrono::DateTime::<chrono::Utc>::from_timestamp(1_790_000_000, 0).unwrap_or_default();
+        let (Ok(to), Ok(body)) =
+            (crate::phone::E164::parse("+14155550123", None), crate::message::MessageBody::parse("Hi"))
+        else {
+            panic!("valid fixtures")
+        };
+        let message = Message::new_outbound(
+            crate::ids::ClinicId::new("c1"),
+            to.clone(),
+            body,
+            crate::ids::ConnectionId::new("main"),
+            Lane::Scheduled,
+            None,
+            now,
+        );
+        let job = SendJob::of(&message);
+        let checks = job.checks.clone().unwrap_or_else(|| panic!("named"));
+        assert_eq!((checks.lane, checks.rate_key()), (Lane::Scheduled, "c1#main".to_owned()));
+        assert_eq!(checks.to, Some(to));
+        let back = serde_json::to_string(&job).and_then(|json| serde_json::from_str::<SendJob>(&json));
+        assert_eq!(back.ok(), Some(job));
+    }
 }

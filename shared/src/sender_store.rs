@@ -21,11 +21,12 @@ use crate::clinics_table::ClinicsTable;
 use crate::contacts::OptOut;
 use crate::counters_table::CountersTable;
 use crate::dynamo::{Item, StoreError, from_item, n, s};
-use crate::ids::MessageId;
-use crate::message::Message;
+use crate::ids::{ClinicId, ConnectionId, MessageId};
+use crate::message::{Lane, Message};
 use crate::message_status::MessageStatus;
 use crate::messages_table::MessagesTable;
 use crate::pacing::{self, RateSnapshot};
+use crate::phone::E164;
 
 /// `BatchGetItem` may leave keys unprocessed under load; they are asked for again this often.
 const UNPROCESSED_RETRIES: u32 = 8;
@@ -103,6 +104,45 @@ fn key_of(item: &Item) -> Option<(String, String)> {
     Some((pk, sk))
 }
 
+/// What a message is checked against before it goes, by the fields that name those items. A
+/// job carries it (`SendJob::checks`) so that its items can be read with the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checks {
+    pub clinic_id: ClinicId,
+    pub connection_id: ConnectionId,
+    pub lane: Lane,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<E164>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appointment_id: Option<String>,
+    /// A mass alert client's appointments, as many as are read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alert_appointment_ids: Vec<String>,
+}
+
+impl Checks {
+    pub fn of(message: &Message) -> Self {
+        Self {
+            clinic_id: message.clinic_id.clone(),
+            connection_id: message.connection_id.clone(),
+            lane: message.lane,
+            to: message.to.clone(),
+            appointment_id: message.appointment.as_ref().map(|a| a.id.clone()),
+            // A client has a handful of appointments in a week; more than this adds nothing.
+            alert_appointment_ids: message
+                .mass_alert
+                .iter()
+                .flat_map(|link| link.appointment_ids.iter().take(MAX_ALERT_APPOINTMENTS).cloned())
+                .collect(),
+        }
+    }
+
+    /// The key of the connection's rate limit.
+    pub fn rate_key(&self) -> String {
+        format!("{}#{}", self.clinic_id, self.connection_id)
+    }
+}
+
 /// The items a message's facts are read from, as `(pk, sk)`.
 struct FactKeys {
     profile: (String, String),
@@ -114,21 +154,16 @@ struct FactKeys {
 }
 
 impl FactKeys {
-    fn of(message: &Message, rate_key: Option<&str>, now: DateTime<Utc>) -> Self {
-        let clinic = &message.clinic_id;
+    /// With the connection's rate windows when `with_rate`.
+    fn of(checks: &Checks, with_rate: bool, now: DateTime<Utc>) -> Self {
+        let clinic = &checks.clinic_id;
         Self {
             profile: ClinicsTable::profile_key(clinic),
-            connection: ClinicsTable::record_key::<Connection>(clinic, message.connection_id.as_str()),
-            opt_out: message.to.as_ref().map(|to| ClinicsTable::record_key::<OptOut>(clinic, to.as_str())),
-            appointment: message.appointment.as_ref().map(|a| AppointmentsTable::key(&a.id)),
-            // A client has a handful of appointments in a week; more than this adds nothing.
-            alert_appointments: message
-                .mass_alert
-                .iter()
-                .flat_map(|link| link.appointment_ids.iter().take(MAX_ALERT_APPOINTMENTS))
-                .map(|id| AppointmentsTable::key(id))
-                .collect(),
-            rate: rate_key.map(|k| pacing::snapshot_keys(k, message.lane, now)),
+            connection: ClinicsTable::record_key::<Connection>(clinic, checks.connection_id.as_str()),
+            opt_out: checks.to.as_ref().map(|to| ClinicsTable::record_key::<OptOut>(clinic, to.as_str())),
+            appointment: checks.appointment_id.as_ref().map(|id| AppointmentsTable::key(id)),
+            alert_appointments: checks.alert_appointment_ids.iter().map(|id| AppointmentsTable::key(id)).collect(),
+            rate: with_rate.then(|| pacing::snapshot_keys(&checks.rate_key(), checks.lane, now)),
         }
     }
 
@@ -145,6 +180,27 @@ impl FactKeys {
         }
         all
     }
+}
+
+/// Items read together, by `(table, pk, sk)`.
+type Found = HashMap<(String, String, String), Item>;
+
+/// A job to read for: its message, and what the job says the message is checked against, with
+/// the connection's rate windows too if the message will likely need a slot.
+#[derive(Debug, Clone)]
+pub struct JobRead {
+    pub message_id: MessageId,
+    pub checks: Option<Checks>,
+    pub with_rate: bool,
+}
+
+/// What was read for a job: the message (with the slot it holds), and its facts when the job's
+/// checks named the message's own items (with the rate windows if they were asked for).
+#[derive(Debug, Default)]
+pub struct JobFound {
+    pub message: Option<Message>,
+    pub facts: Option<SendFacts>,
+    pub rate_read: bool,
 }
 
 impl SenderStore {
@@ -179,59 +235,108 @@ impl SenderStore {
         messages: &[(&Message, Option<&str>)],
         now: DateTime<Utc>,
     ) -> Result<Vec<SendFacts>, StoreError> {
-        let wanted: Vec<FactKeys> = messages.iter().map(|(m, rate_key)| FactKeys::of(m, *rate_key, now)).collect();
-        let mut keys: Vec<(String, (String, String))> = Vec::new();
-        for w in &wanted {
+        let wanted: Vec<(Checks, FactKeys)> = messages
+            .iter()
+            .map(|(m, rate_key)| {
+                let checks = Checks::of(m);
+                let keys = FactKeys::of(&checks, rate_key.is_some(), now);
+                (checks, keys)
+            })
+            .collect();
+        let mut keys = Vec::new();
+        for (_, w) in &wanted {
             keys.extend(w.all(self));
         }
-        keys.sort();
-        keys.dedup();
-        let mut found = HashMap::new();
-        for chunk in keys.chunks(BATCH_GET_KEYS) {
-            let mut request: HashMap<String, Vec<Key>> = HashMap::new();
-            for (table, (pk, sk)) in chunk {
-                request.entry(table.clone()).or_default().push(key(pk.clone(), sk.clone()));
-            }
-            found.extend(self.batch_get(request).await?);
+        let found = self.read_all(keys).await?;
+        wanted.iter().map(|(checks, w)| self.facts_from(&found, checks, w)).collect()
+    }
+
+    /// A batch's messages (with the slots they hold) and, for each job whose checks name its
+    /// message's own items, the message's facts: all in one `BatchGetItem` for up to 100 items.
+    /// A message that is gone, or whose item cannot be read, is `None`: its job reads it on its
+    /// own and fails alone.
+    pub async fn messages_with_facts(&self, jobs: &[JobRead], now: DateTime<Utc>) -> Result<Vec<JobFound>, StoreError> {
+        let wanted: Vec<Option<FactKeys>> =
+            jobs.iter().map(|job| job.checks.as_ref().map(|c| FactKeys::of(c, job.with_rate, now))).collect();
+        let mut keys = Vec::new();
+        for (job, facts) in jobs.iter().zip(&wanted) {
+            keys.push((self.messages.clone(), MessagesTable::key(&job.message_id)));
+            keys.push((self.counters.clone(), held_slot_key(&job.message_id)));
+            keys.extend(facts.iter().flat_map(|w| w.all(self)));
         }
-        let get = |table: &str, k: &(String, String)| found.get(&(table.to_owned(), k.0.clone(), k.1.clone()));
-        let mut all = Vec::with_capacity(wanted.len());
-        for ((message, _), w) in messages.iter().zip(wanted) {
-            let mut facts = SendFacts {
-                clinic: get(&self.clinics, &w.profile).cloned().map(from_item).transpose()?,
-                connection: get(&self.clinics, &w.connection).cloned().map(from_item).transpose()?,
-                ..SendFacts::default()
+        let mut found = self.read_all(keys).await?;
+        let mut all = Vec::with_capacity(jobs.len());
+        for (job, facts) in jobs.iter().zip(&wanted) {
+            let message = self.message_from(&mut found, &job.message_id);
+            // A hint only: the message's own items, or none.
+            let checks = job.checks.as_ref().filter(|c| message.as_ref().is_some_and(|m| Checks::of(m) == **c));
+            let facts = match (checks, facts) {
+                (Some(checks), Some(w)) => Some(self.facts_from(&found, checks, w)?),
+                _ => None,
             };
-            facts.opted_out = w.opt_out.as_ref().is_some_and(|k| get(&self.clinics, k).is_some());
-            if let Some(k) = &w.appointment {
-                let stored: Option<Appointment> = get(&self.appointments, k).cloned().map(from_item).transpose()?;
-                // An id names an appointment of this clinic only.
-                facts.appointment = stored.filter(|a| a.clinic_id == message.clinic_id);
-            }
-            for k in &w.alert_appointments {
-                let stored: Option<Appointment> = get(&self.appointments, k).cloned().map(from_item).transpose()?;
-                facts.alert_appointments.extend(stored.filter(|a| a.clinic_id == message.clinic_id));
-            }
-            if let Some(rate) = &w.rate {
-                let [frontier, window, next] = rate.keys();
-                let item = |k: &(String, String)| get(&self.counters, k);
-                facts.rate = Some(rate.read(item(&frontier), item(&window), item(&next)));
-            }
-            all.push(facts);
+            all.push(JobFound { rate_read: facts.is_some() && job.with_rate, message, facts });
         }
         Ok(all)
     }
 
     /// Messages by id, read together (consistently), each with the slot it holds
-    /// ([`SenderStore::hold_slots`]) in `send_slot`, when the slot was held for the message as it
-    /// still is. A message that is gone, or whose item cannot be read, is `None`: its job reads
-    /// it on its own and fails alone.
+    /// ([`SenderStore::hold_slots`]) in `send_slot`. A message that is gone, or whose item
+    /// cannot be read, is `None`.
     pub async fn messages(&self, ids: &[MessageId]) -> Result<Vec<Option<Message>>, StoreError> {
-        let mut keys: Vec<(String, (String, String))> = Vec::new();
-        for id in ids {
-            keys.push((self.messages.clone(), MessagesTable::key(id)));
-            keys.push((self.counters.clone(), held_slot_key(id)));
+        let keys = ids
+            .iter()
+            .flat_map(|id| {
+                [(self.messages.clone(), MessagesTable::key(id)), (self.counters.clone(), held_slot_key(id))]
+            })
+            .collect();
+        let mut found = self.read_all(keys).await?;
+        Ok(ids.iter().map(|id| self.message_from(&mut found, id)).collect())
+    }
+
+    /// The message `id` from `found`, with the slot it holds in `send_slot` when the slot was
+    /// held for the message as it still is.
+    fn message_from(&self, found: &mut Found, id: &MessageId) -> Option<Message> {
+        let mut take = |table: &str, (pk, sk): (String, String)| found.remove(&(table.to_owned(), pk, sk));
+        let message: Option<Message> =
+            take(&self.messages, MessagesTable::key(id)).and_then(|item| from_item(item).ok());
+        let held: Option<HeldSlot> = take(&self.counters, held_slot_key(id)).and_then(|item| from_item(item).ok());
+        message.map(|mut message| {
+            if let Some(held) = held.filter(|h| h.version == message.version)
+                && message.status == MessageStatus::Queued
+            {
+                message.send_slot = message.send_slot.or(Some(held.slot));
+            }
+            message
+        })
+    }
+
+    fn facts_from(&self, found: &Found, checks: &Checks, w: &FactKeys) -> Result<SendFacts, StoreError> {
+        let get = |table: &str, k: &(String, String)| found.get(&(table.to_owned(), k.0.clone(), k.1.clone()));
+        let mut facts = SendFacts {
+            clinic: get(&self.clinics, &w.profile).cloned().map(from_item).transpose()?,
+            connection: get(&self.clinics, &w.connection).cloned().map(from_item).transpose()?,
+            ..SendFacts::default()
+        };
+        facts.opted_out = w.opt_out.as_ref().is_some_and(|k| get(&self.clinics, k).is_some());
+        if let Some(k) = &w.appointment {
+            let stored: Option<Appointment> = get(&self.appointments, k).cloned().map(from_item).transpose()?;
+            // An id names an appointment of this clinic only.
+            facts.appointment = stored.filter(|a| a.clinic_id == checks.clinic_id);
         }
+        for k in &w.alert_appointments {
+            let stored: Option<Appointment> = get(&self.appointments, k).cloned().map(from_item).transpose()?;
+            facts.alert_appointments.extend(stored.filter(|a| a.clinic_id == checks.clinic_id));
+        }
+        if let Some(rate) = &w.rate {
+            let [frontier, window, next] = rate.keys();
+            let item = |k: &(String, String)| get(&self.counters, k);
+            facts.rate = Some(rate.read(item(&frontier), item(&window), item(&next)));
+        }
+        Ok(facts)
+    }
+
+    /// Every item named, once each, in as few `BatchGetItem`s as take them.
+    async fn read_all(&self, mut keys: Vec<(String, (String, String))>) -> Result<Found, StoreError> {
         keys.sort();
         keys.dedup();
         let mut found = HashMap::new();
@@ -242,24 +347,7 @@ impl SenderStore {
             }
             found.extend(self.batch_get(request).await?);
         }
-        let mut take = |table: &str, (pk, sk): (String, String)| found.remove(&(table.to_owned(), pk, sk));
-        Ok(ids
-            .iter()
-            .map(|id| {
-                let message: Option<Message> =
-                    take(&self.messages, MessagesTable::key(id)).and_then(|item| from_item(item).ok());
-                let held: Option<HeldSlot> =
-                    take(&self.counters, held_slot_key(id)).and_then(|item| from_item(item).ok());
-                message.map(|mut message| {
-                    if let Some(held) = held.filter(|h| h.version == message.version)
-                        && message.status == MessageStatus::Queued
-                    {
-                        message.send_slot = message.send_slot.or(Some(held.slot));
-                    }
-                    message
-                })
-            })
-            .collect())
+        Ok(found)
     }
 
     /// Records the second each message holds on its connection's rate limit while its job is

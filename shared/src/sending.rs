@@ -24,8 +24,9 @@ use crate::reminder_window;
 use crate::retry_policy::RetryPolicy;
 use crate::segments;
 use crate::send_queue::SendJob;
-use crate::sender_store::{Claim, HeldSlot, SendFacts};
+use crate::sender_store::{Claim, HeldSlot, JobFound, JobRead, SendFacts};
 use crate::services::Services;
+use crate::sqs_batch::Delivery;
 use crate::twilio::client::{CreatedMessage, NewMessage, TwilioError};
 use crate::twilio::error_catalogue::{self, Retry};
 
@@ -119,38 +120,59 @@ pub async fn send(services: &Services, job: &SendJob) -> Result<JobOutcome, Stor
     send_prepared(services, job, Prepared::default()).await
 }
 
-/// Reads for a batch of jobs together what each would otherwise read alone: the messages in one
-/// request, then the facts of those about to ask for a slot (their clinic, connection and rate
-/// windows read once), and grants the slots of the texts for one connection and lane together
-/// (`CountersTable::reserve_send_slots`). A job whose message changes before it runs, or that
-/// this could not prepare, reads for itself; every write stays conditional either way.
-pub async fn prepare(services: &Services, jobs: &[SendJob]) -> Vec<Prepared> {
-    let ids: Vec<_> = jobs.iter().map(|job| job.message_id).collect();
-    let messages = match services.sender_store.messages(&ids).await {
-        Ok(messages) => messages,
+/// Reads for a batch of jobs together what each would otherwise read alone, and grants the
+/// slots of the texts for one connection and lane together (`CountersTable::reserve_send_slots`).
+/// The messages, the slots they hold, and the items their jobs say they are checked against
+/// (their clinic, connection, opt-out and appointment, read once each) come in one request; with
+/// the connection's rate windows for jobs received the first time, which will most likely ask
+/// for a slot (one received again most likely holds one). A message that needs a slot after all
+/// has its facts read again with the windows, with the others like it. A job whose message
+/// changes before it runs, or that this could not prepare, reads for itself; every write stays
+/// conditional either way.
+pub async fn prepare(services: &Services, deliveries: &[Delivery<SendJob>]) -> Vec<Prepared> {
+    let reads: Vec<JobRead> = deliveries
+        .iter()
+        .map(|d| JobRead {
+            message_id: d.body.message_id,
+            checks: d.body.checks.clone(),
+            with_rate: d.receive_count <= 1,
+        })
+        .collect();
+    let read_started = std::time::Instant::now();
+    let found = match services.sender_store.messages_with_facts(&reads, services.clock.now()).await {
+        Ok(found) => found,
         Err(e) => {
             warn!(error = ?e, "could not read the batch's messages together; each job reads its own");
-            return jobs.iter().map(|_| Prepared::default()).collect();
+            return deliveries.iter().map(|_| Prepared::default()).collect();
         }
     };
+    let mut lead = lead_time(read_started.elapsed());
     let now = services.clock.now();
-    let keys: Vec<Option<String>> = messages
-        .iter()
-        .map(|m| m.as_ref().filter(|m| m.status == MessageStatus::Queued && needs_slot(m, now)).map(rate_key))
-        .collect();
-    let asking: Vec<(&Message, Option<&str>)> =
-        messages.iter().zip(&keys).filter_map(|(m, key)| Some((m.as_ref()?, Some(key.as_deref()?)))).collect();
-    let read_started = std::time::Instant::now();
-    let facts = match services.sender_store.facts_of_many(&asking, now).await {
-        Ok(facts) => facts,
-        Err(e) => {
-            warn!(error = ?e, "could not read the batch's facts together; each job reads its own");
-            Vec::new()
+    let mut messages = Vec::with_capacity(found.len());
+    let mut facts_of: HashMap<MessageId, SendFacts> = HashMap::new();
+    for JobFound { message, facts, rate_read } in found {
+        if let (Some(m), Some(facts)) = (&message, facts)
+            && (rate_read || !asks_for_slot(m, now))
+        {
+            facts_of.insert(m.id, facts);
         }
-    };
-    let lead = lead_time(read_started.elapsed());
-    let mut facts_of: HashMap<MessageId, SendFacts> =
-        asking.iter().zip(facts).map(|((m, _), facts)| (m.id, facts)).collect();
+        messages.push(message);
+    }
+    let asking: Vec<(&Message, String)> = messages
+        .iter()
+        .flatten()
+        .filter(|m| asks_for_slot(m, now) && !facts_of.contains_key(&m.id))
+        .map(|m| (m, rate_key(m)))
+        .collect();
+    if !asking.is_empty() {
+        let asking: Vec<(&Message, Option<&str>)> = asking.iter().map(|(m, key)| (*m, Some(key.as_str()))).collect();
+        let read_started = std::time::Instant::now();
+        match services.sender_store.facts_of_many(&asking, now).await {
+            Ok(facts) => facts_of.extend(asking.iter().map(|(m, _)| m.id).zip(facts)),
+            Err(e) => warn!(error = ?e, "could not read the batch's facts together; each job reads its own"),
+        }
+        lead = lead_time(read_started.elapsed());
+    }
     let reservations = reserve_together(services, &messages, &facts_of, lead).await;
     let held = hold_together(services, &messages, &reservations).await;
     messages
@@ -164,6 +186,11 @@ pub async fn prepare(services: &Services, jobs: &[SendJob]) -> Vec<Prepared> {
             Prepared { message, facts }
         })
         .collect()
+}
+
+/// Whether the message will ask its connection for a slot when its job runs.
+fn asks_for_slot(m: &Message, now: DateTime<Utc>) -> bool {
+    m.status == MessageStatus::Queued && needs_slot(m, now)
 }
 
 /// Records together the slots granted too far ahead to wait for in place, which their jobs will
@@ -207,7 +234,7 @@ async fn reserve_together(
     // Per connection and lane: the connection and rate windows as read, and the texts.
     type Group<'a> = ((String, Lane), Connection, Option<RateSnapshot>, Vec<&'a Message>);
     let mut groups: Vec<Group> = Vec::new();
-    for m in messages.iter().flatten() {
+    for m in messages.iter().flatten().filter(|m| asks_for_slot(m, now)) {
         let Some(facts) = facts_of.get(&m.id) else { continue };
         let Ready::Go(connection) = pre_checks(m, facts, now) else { continue };
         if quiet_until(m, facts.clinic.as_ref(), now).is_some() {
@@ -274,8 +301,12 @@ pub async fn send_prepared(services: &Services, job: &SendJob, prepared: Prepare
     if let (Some(slot), Some(_)) = (message.send_slot, &rate_key) {
         info!(message_id = %message.id, late_ms = (now - slot).num_milliseconds(), "came back after its slot; taking another");
     }
-    // Facts read with the batch serve only the message as it was read, still needing its slot.
-    let prepared_facts = prepared_facts.take().filter(|p| p.version == message.version && rate_key.is_some());
+    // Facts read with the batch serve only the message as it was read, with the rate windows
+    // if it needs a slot. They are as old as the wait for a slot in place (`WAIT_IN_PLACE`), as
+    // they would be if read before it.
+    let prepared_facts = prepared_facts
+        .take()
+        .filter(|p| p.version == message.version && (rate_key.is_none() || p.facts.rate.is_some()));
     let (facts, lead, reserved, held) = match prepared_facts {
         Some(PreparedFacts { facts, lead, reservation, held, .. }) => (facts, lead, reservation, held),
         None => {

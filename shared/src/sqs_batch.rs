@@ -51,6 +51,8 @@ pub struct Delivery<T> {
     pub sqs_message_id: Option<String>,
     pub queue_arn: Option<String>,
     pub receipt_handle: Option<String>,
+    /// SQS's `ApproximateReceiveCount`: 1 the first time (also when SQS does not say).
+    pub receive_count: u32,
 }
 
 /// Runs `job` on every record whose body reads as a `T`, all at once, and reports the records
@@ -63,10 +65,12 @@ where
     J: Fn(Delivery<T>) -> F + Clone + Send + 'static,
     F: Future<Output = Disposition> + Send + 'static,
 {
-    run_prepared(records, |_| async { Vec::<()>::new() }, move |delivery, ()| job(delivery)).await.response
+    run_prepared(records, |_: Vec<Delivery<T>>| async { Vec::<()>::new() }, move |delivery, ()| job(delivery))
+        .await
+        .response
 }
 
-/// [`run`], with work done once for the whole batch first: `prepare` gets the readable bodies
+/// [`run`], with work done once for the whole batch first: `prepare` gets the readable records
 /// and returns something for each, in order, that its job then gets. `prepare` runs in a task of
 /// its own too: if it panics, or returns fewer, a job gets `P::default()`. The records whose
 /// jobs said [`Disposition::HideUntil`] come back in [`Batch::to_hide`], to hide in one request
@@ -75,7 +79,7 @@ pub async fn run_prepared<T, P, R, RF, J, F>(records: Vec<SqsMessage>, prepare: 
 where
     T: DeserializeOwned + Clone + Send + 'static,
     P: Default + Send + 'static,
-    R: FnOnce(Vec<T>) -> RF + Send + 'static,
+    R: FnOnce(Vec<Delivery<T>>) -> RF + Send + 'static,
     RF: Future<Output = Vec<P>> + Send + 'static,
     J: Fn(Delivery<T>, P) -> F + Clone + Send + 'static,
     F: Future<Output = Disposition> + Send + 'static,
@@ -90,16 +94,18 @@ where
             warn!(sqs_message_id = ?record.message_id, "unreadable record; kept for the DLQ");
             continue;
         };
+        let receive_count = record.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1);
         let delivery = Delivery {
             body,
             sqs_message_id: record.message_id,
             queue_arn: record.event_source_arn,
             receipt_handle: record.receipt_handle,
+            receive_count,
         };
         deliveries.push((position, delivery));
     }
-    let bodies = deliveries.iter().map(|(_, d)| d.body.clone()).collect();
-    let prepared = match tokio::spawn(async move { prepare(bodies).await }).await {
+    let readable = deliveries.iter().map(|(_, d)| d.clone()).collect();
+    let prepared = match tokio::spawn(async move { prepare(readable).await }).await {
         Ok(prepared) => prepared,
         Err(join_error) => {
             error!(error = %join_error, "preparing the batch panicked; each record runs without it");
@@ -271,6 +277,7 @@ mod tests {
         let mut one = record("m1", Some("\"one\""));
         one.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:lane".into());
         one.receipt_handle = Some("receipt-1".into());
+        one.attributes.insert("ApproximateReceiveCount".into(), "2".into());
 
         let response = run(vec![one], job).await;
 
@@ -283,6 +290,7 @@ mod tests {
                 sqs_message_id: Some("m1".into()),
                 queue_arn: Some("arn:aws:sqs:us-east-1:000000000000:lane".into()),
                 receipt_handle: Some("receipt-1".into()),
+                receive_count: 2,
             }]
         );
     }
@@ -306,7 +314,7 @@ mod tests {
             })
             .collect();
 
-        let batch = run_prepared(records, |bodies: Vec<u32>| async move { vec![(); bodies.len()] }, job).await;
+        let batch = run_prepared(records, |all: Vec<Delivery<u32>>| async move { vec![(); all.len()] }, job).await;
 
         assert_eq!(reported(&batch.response), ["m2", "m3", "m4"]);
         let hidden: Vec<_> = batch.to_hide.iter().map(|h| (h.receipt_handle.as_str(), h.until)).collect();

@@ -138,7 +138,7 @@ async fn make_text(services: &shared::services::Services, i: usize) -> String {
     );
     text.lane = lane;
     services.messages.insert(&text).await.expect("stored");
-    services.queues.enqueue(lane, &SendJob { message_id: text.id }).await.expect("queued");
+    services.queues.enqueue(lane, &SendJob::of(&text)).await.expect("queued");
     text.id.to_string()
 }
 

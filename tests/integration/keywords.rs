@@ -89,7 +89,7 @@ impl Clinic {
     }
 
     async fn send_now(&self, id: MessageId) -> Message {
-        sending::send(&self.t.stack.services, &SendJob { message_id: id }).await.expect("send runs");
+        sending::send(&self.t.stack.services, &SendJob::named(id)).await.expect("send runs");
         self.t.stack.services.messages.get(&id).await.expect("read").expect("exists")
     }
 }

@@ -46,7 +46,7 @@ async fn a_job_delivered_again_never_reaches_twilio_twice() {
     let t = TestStack::start().await;
     let id = t.send_text("+14155550123").await;
     let before = t.wait_for_status(&id, "delivered").await;
-    let job = SendJob { message_id: id.parse::<MessageId>().expect("id") };
+    let job = SendJob::named(id.parse::<MessageId>().expect("id"));
     for _ in 0..3 {
         t.stack.services.queues.enqueue(Lane::Interactive, &job).await.expect("queued");
     }

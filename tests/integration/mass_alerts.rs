@@ -104,7 +104,7 @@ async fn post(t: &TestStack, key: &str, path: &str, body: &Value) -> (u16, Value
 async fn send_all(t: &TestStack, ids: &[shared::ids::MessageId]) {
     for id in ids {
         for _ in 0..200 {
-            match sending::send(&t.stack.services, &SendJob { message_id: *id }).await.expect("sender works") {
+            match sending::send(&t.stack.services, &SendJob::named(*id)).await.expect("sender works") {
                 JobOutcome::Finished => break,
                 JobOutcome::RetryAt(at) => {
                     let after = (at - t.stack.services.clock.now()).to_std().unwrap_or_default();

@@ -290,7 +290,7 @@ async fn concurrent_ticks_never_duplicate_a_reminder() {
 }
 
 async fn send_now(t: &TestStack, id: MessageId) {
-    sending::send(&t.stack.services, &SendJob { message_id: id }).await.expect("send runs");
+    sending::send(&t.stack.services, &SendJob::named(id)).await.expect("send runs");
 }
 
 #[tokio::test]

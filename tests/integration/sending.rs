@@ -252,7 +252,7 @@ async fn a_conversation_text_overtakes_a_draining_mass_alert() {
         );
         alert.lane = Lane::Bulk;
         services.messages.insert(&alert).await.expect("stored");
-        services.queues.enqueue(Lane::Bulk, &SendJob { message_id: alert.id }).await.expect("queued");
+        services.queues.enqueue(Lane::Bulk, &SendJob::of(&alert)).await.expect("queued");
     }
     let bulk_at_sim = |t: &TestStack| {
         t.stack
@@ -316,7 +316,7 @@ async fn a_bulk_drain_hides_waiting_texts_instead_of_churning_sqs() {
         );
         alert.lane = Lane::Bulk;
         services.messages.insert(&alert).await.expect("stored");
-        services.queues.enqueue(Lane::Bulk, &SendJob { message_id: alert.id }).await.expect("queued");
+        services.queues.enqueue(Lane::Bulk, &SendJob::of(&alert)).await.expect("queued");
         ids.push(alert.id);
     }
     // Bulk may use 50% of 20 MPS: about 50 seconds for 500 single-segment texts.
@@ -385,7 +385,7 @@ async fn an_attempt_twilio_never_got_is_paid_back_and_retried_within_the_bound_t
         let claimed = lapsed_claim(&t, attempts_before).await;
         let balance = services.counters.credit_balance(&demo).await.expect("balance");
         let started = services.clock.now();
-        let outcome = sending::send(services, &SendJob { message_id: claimed.id }).await.expect("reconciles");
+        let outcome = sending::send(services, &SendJob::named(claimed.id)).await.expect("reconciles");
         let stored = services.messages.get(&claimed.id).await.expect("read").expect("exists");
         assert_eq!(services.counters.credit_balance(&demo).await.expect("balance"), balance + 1, "paid back");
         if last {
@@ -561,8 +561,7 @@ async fn a_held_slot_comes_back_with_its_message_until_the_message_changes() {
         messages.push(message);
     }
     let slot_of = |i: usize| now + TimeDelta::seconds(60 + i as i64);
-    let held: Vec<_> =
-        messages.iter().enumerate().map(|(i, m)| (m.id, HeldSlot::new(slot_of(i), m.version))).collect();
+    let held: Vec<_> = messages.iter().enumerate().map(|(i, m)| (m.id, HeldSlot::new(slot_of(i), m.version))).collect();
 
     let recorded = services.sender_store.hold_slots(&held).await.expect("recorded");
 
@@ -583,4 +582,89 @@ async fn a_held_slot_comes_back_with_its_message_until_the_message_changes() {
     let read = services.sender_store.messages(&ids[..2]).await.expect("read");
     let slots: Vec<_> = read.iter().map(|m| m.as_ref().and_then(|m| m.send_slot)).collect();
     assert_eq!(slots, [None, Some(slot_of(1))]);
+}
+
+/// A batch whose jobs name what their messages are checked against is read in one request, and
+/// a job whose hint is wrong is checked against its message's own items all the same.
+#[tokio::test]
+async fn a_batch_is_read_in_one_request_and_a_wrong_hint_changes_nothing() {
+    use shared::contacts::OptOut;
+    use shared::message::{Lane, Message, MessageBody};
+    use shared::message_status::MessageStatus;
+    use shared::phone::E164;
+    use shared::send_queue::SendJob;
+    use shared::sending::{self, JobOutcome};
+    use shared::sqs_batch::Delivery;
+
+    let t = TestStack::start().await;
+    let mut services = t.stack.services.clone();
+    let counter = devstack::request_count::RequestCounter::default();
+    let dynamo = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&t.stack.aws).interceptor(counter.clone()).build(),
+    );
+    services.sender_store = shared::sender_store::SenderStore::new(dynamo, &services.settings);
+    services.counters.add_credits(&ClinicId::new("demo"), 100).await.expect("credits");
+    let now = services.clock.now();
+    let opted_out = E164::parse("+14155558000", None).expect("valid");
+    services
+        .clinics
+        .put_record(&OptOut {
+            clinic_id: ClinicId::new("demo"),
+            number: opted_out.clone(),
+            connection_id: None,
+            at: now,
+        })
+        .await
+        .expect("opted out");
+    let mut jobs = Vec::new();
+    for i in 0..6 {
+        let to = if i == 5 {
+            opted_out.clone()
+        } else {
+            E164::parse(&format!("+1415555{:04}", 8001 + i), None).expect("valid")
+        };
+        let text = Message::new_outbound(
+            ClinicId::new("demo"),
+            to,
+            MessageBody::parse("Your test results are ready.").expect("valid"),
+            ConnectionId::new("main"),
+            Lane::Interactive,
+            None,
+            now,
+        );
+        services.messages.insert(&text).await.expect("stored");
+        let mut job = SendJob::of(&text);
+        if i == 5 {
+            // A hint naming a number that has not opted out: the message's own number counts.
+            job.checks = jobs.first().and_then(|d: &Delivery<SendJob>| d.body.checks.clone());
+        }
+        jobs.push(Delivery {
+            body: job,
+            sqs_message_id: None,
+            queue_arn: None,
+            receipt_handle: None,
+            receive_count: 1,
+        });
+    }
+
+    let prepared = sending::prepare(&services, &jobs).await;
+
+    let reads =
+        |name: &str| counter.snapshot().counts.get(&("DynamoDB".to_owned(), name.to_owned())).map_or(0, |c| c.requests);
+    // The five true hints and their rate windows in one read; the wrong one read again alone.
+    assert_eq!(reads("BatchGetItem"), 2);
+    for (job, prepared) in jobs.iter().zip(prepared) {
+        let outcome = sending::send_prepared(&services, &job.body, prepared).await.expect("sends");
+        assert_eq!(outcome, JobOutcome::Finished);
+    }
+    assert_eq!(reads("BatchGetItem") + reads("GetItem"), 2, "no job read anything again");
+    let statuses: Vec<_> = futures::future::join_all(jobs.iter().map(|j| services.messages.get(&j.body.message_id)))
+        .await
+        .into_iter()
+        .map(|m| m.expect("read").expect("exists").status)
+        .collect();
+    let went = [MessageStatus::Submitted, MessageStatus::Sent, MessageStatus::Delivered];
+    assert!(statuses[..5].iter().all(|s| went.contains(s)), "{statuses:?}");
+    assert_eq!(statuses[5], MessageStatus::Skipped, "the opted-out number was not texted");
+    assert_eq!(t.stack.simulator.messages().len(), 5);
 }

@@ -141,7 +141,7 @@ async fn fill(
                 let message =
                     Message::new_outbound(ClinicId::new("demo"), to, body, ConnectionId::new("main"), lane, None, now);
                 services.messages.insert(&message).await?;
-                services.queues.enqueue(lane, &SendJob { message_id: message.id }).await?;
+                services.queues.enqueue(lane, &SendJob::of(&message)).await?;
                 anyhow::Ok(())
             }
         })

@@ -17,7 +17,7 @@ pub async fn handle(
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let for_batch = services.clone();
-    let prepare = move |jobs: Vec<SendJob>| async move { sending::prepare(&for_batch, &jobs).await };
+    let prepare = move |jobs: Vec<Delivery<SendJob>>| async move { sending::prepare(&for_batch, &jobs).await };
     let for_jobs = services.clone();
     let job = move |delivery: Delivery<SendJob>, prepared: Prepared| {
         let services = for_jobs.clone();
