@@ -425,14 +425,16 @@ impl CountersTable {
             // busy connection is not sent seconds away. Refused again, it picks among as
             // many places as were granted while it was refused (about how many are
             // racing, so the last few of a burst leave few seconds empty behind them),
-            // and at most 2^(refusals + 2), 64 at most.
+            // and at most 2^(refusals + 2), 64 at most. A batch's grant counts the others in
+            // batches like its own: spread over the places granted, batches of ten at 1 MPS
+            // would leave up to nine seconds empty behind them, which only later texts fill.
             let jitter = rand::random::<u64>() % (2 * conflicts.min(10) + 1);
             tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
-            let one = segments[first].max(1);
+            let asked: u32 = places.iter().map(|p| p.segments).sum::<u32>().max(1);
             let spread = if conflicts < 2 {
                 1
             } else {
-                raced.div_ceil(one).min(1 << (conflicts + 2).min(SPREAD_DOUBLINGS)).max(2)
+                raced.div_ceil(asked).min(1 << (conflicts + 2).min(SPREAD_DOUBLINGS)).max(2)
             };
             skip = rand::random::<u32>() % spread;
         }
