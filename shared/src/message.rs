@@ -821,6 +821,18 @@ impl Message {
             .map(|e| e.at)
     }
 
+    /// Since when the message has had no news a status check would bring: when Twilio took the
+    /// current attempt, or the last check that found nothing. A callback that moves it on
+    /// (`sent`) does not count: the message's entry in the index of texts to check (keyed by
+    /// this) would move with each, two write units a text, where a check comes as soon either
+    /// way (`sent` follows Twilio's answer by seconds).
+    pub fn quiet_since(&self) -> DateTime<Utc> {
+        if self.status_checks > 0 {
+            return self.updated_at;
+        }
+        self.accepted_at().unwrap_or(self.updated_at)
+    }
+
     /// Whether Twilio holds the current attempt and we still wait for its final word, so asking
     /// Twilio could bring news that a lost callback did not.
     pub fn awaits_status(&self) -> bool {
@@ -962,6 +974,21 @@ mod tests {
 
     fn apply(m: &Message, cbs: &[StatusCallback]) -> Message {
         cbs.iter().fold(m.clone(), |m, cb| m.with_callback(cb, t0()).unwrap_or(m))
+    }
+
+    #[test]
+    fn a_sent_callback_does_not_make_a_text_less_quiet_but_a_check_does() {
+        let accepted_at = t0() + TimeDelta::seconds(2);
+        let claimed = queued().claim(t0(), TimeDelta::seconds(60)).ok();
+        let submitted = claimed.and_then(|m| m.accepted(1, "SM1", "queued", accepted_at).ok());
+        let Some(submitted) = submitted else { panic!("submits") };
+        assert_eq!(submitted.quiet_since(), accepted_at);
+        let Ok(sent) = submitted.with_callback(&callback("SM1", "sent", None), t0() + TimeDelta::seconds(9)) else {
+            panic!("applies")
+        };
+        assert_eq!((sent.status, sent.quiet_since()), (Sent, accepted_at));
+        let checked_at = t0() + TimeDelta::minutes(30);
+        assert_eq!(sent.status_unchanged_at_twilio(checked_at).quiet_since(), checked_at);
     }
 
     #[test]

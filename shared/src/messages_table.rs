@@ -72,8 +72,9 @@ impl MessagesTable {
             (Some(at), _) => Some((CREDIT_RETRY, at)),
             (None, MessageStatus::AwaitingApproval) => Some((APPROVAL_EXPIRY, message.created_at + APPROVAL_LIFETIME)),
             (None, MessageStatus::Scheduled) => message.send_at.map(|at| (SCHEDULED, at)),
-            // Keyed by the last write: every callback or check moves it on.
-            (None, _) if message.awaits_status() => Some((AWAITING_STATUS, message.updated_at)),
+            // Keyed by when it last had news a check would bring: a `sent` callback leaves the
+            // entry where it is, a check that found nothing moves it on.
+            (None, _) if message.awaits_status() => Some((AWAITING_STATUS, message.quiet_since())),
             _ => None,
         };
         if let Some(conversation) = &message.conversation_id {
@@ -105,7 +106,7 @@ impl MessagesTable {
         self.due(SCHEDULED, now).await
     }
 
-    /// Messages Twilio holds that have had no news (no callback, no check) since `quiet_since`.
+    /// Messages Twilio holds that have had no news (Twilio's answer, a check) since `quiet_since`.
     pub async fn awaiting_status_since(&self, quiet_since: DateTime<Utc>) -> Result<Vec<MessageId>, StoreError> {
         self.due(AWAITING_STATUS, quiet_since).await
     }

@@ -374,6 +374,12 @@ impl CountersTable {
         let mut conflicts = 0;
         // Free places left to others: none at first, more after each refusal.
         let mut skip = 0;
+        // Where the frontier moves: past the full windows this walk found from its start. It is
+        // written once, when the walk reaches room: written for each full window passed, a
+        // backlog's senders walking the same full windows would each write each (at 1 MPS most
+        // of the grant requests).
+        let mut passed_full: Option<i64> = None;
+        let mut passing = true;
         while first < segments.len() && window <= current + HORIZON_WINDOWS * step {
             let from = if window == current { offset } else { 0 };
             let usage = match known_usage.take() {
@@ -384,14 +390,20 @@ impl CountersTable {
             if places.is_empty() {
                 // No place left here (the lane's share is spent, or every second is full), or
                 // fewer than the places to leave: the rest of those are in the next window.
-                if from == 0 && free == 0 {
-                    self.advance_frontier(key, lane, window + step).await?;
+                if passing && free == 0 {
+                    passed_full = Some(window + step);
+                } else {
+                    passing = false;
                 }
                 skip -= free;
                 window += step;
                 known_usage = snapshot.and_then(|s| s.usage_of(window));
                 continue;
             }
+            if let Some(to) = passed_full.take().filter(|to| *to > frontier) {
+                self.advance_frontier(key, lane, to).await?;
+            }
+            passing = false;
             // Segments granted to others between this look at the window and the refusal.
             let raced = match self.grant(key, window, &places, lane, limits).await? {
                 Granted::Yes(after) => {
@@ -437,6 +449,9 @@ impl CountersTable {
                 raced.div_ceil(asked).min(1 << (conflicts + 2).min(SPREAD_DOUBLINGS)).max(2)
             };
             skip = rand::random::<u32>() % spread;
+        }
+        if let Some(to) = passed_full.filter(|to| *to > frontier) {
+            self.advance_frontier(key, lane, to).await?;
         }
         Ok(reserved)
     }

@@ -80,17 +80,23 @@ const SLOT_TOO_LATE: TimeDelta = TimeDelta::milliseconds(700);
 /// claim than it is needed, the next second filling anyway; the slot it took goes unused. On a
 /// connection with room, a late grant saves a conversation text most of a second.
 const SLOT_TOO_LATE_WHEN_BUSY: TimeDelta = TimeDelta::milliseconds(400);
-/// A hidden job comes back this much before its slot and sleeps the rest: SQS hides in whole
-/// seconds (rounded up, up to a second later), a poller may take a moment to hand the job out,
-/// and a job back after its second has lost it. A second more of sleep costs far less.
-const BACK_BEFORE_SLOT: TimeDelta = TimeDelta::seconds(3);
+/// A hidden job comes back this much before its slot, at most, and sleeps the rest: SQS hides
+/// in whole seconds, so a job asked back a second early comes back within the second before its
+/// slot (the hide is rounded up), and takes its slot if a poller hands it out within 700 ms
+/// (`SLOT_TOO_LATE`). Every second slept is billed for the text (at 1 MPS nearly every text
+/// comes back so): 3 s cost a reminder more in Lambda time than all its DynamoDB writes.
+const BACK_BEFORE_SLOT: TimeDelta = TimeDelta::seconds(1);
 /// A text claimed later than this into its slot's second takes another second: its request
 /// would reach Twilio in the next second, on top of that second's own texts.
 const SEND_BY: TimeDelta = TimeDelta::milliseconds(900);
-/// A slot at most this far ahead is waited for inside the invocation: a few seconds of a sleeping
-/// Lambda cost far less than hiding the job and reading everything again when it comes back.
-/// Longer waits are hidden in SQS, so a long backlog never holds invocations.
-const WAIT_IN_PLACE: Duration = Duration::from_secs(5);
+/// A slot at most this far ahead is waited for inside the invocation; a later one is hidden in
+/// SQS, so a long backlog never holds invocations. Hiding a text and reading it again when it
+/// comes back costs about as much as a second of a sleeping 256 MB sender (about five requests
+/// and its own second of wait, `BACK_BEFORE_SLOT`), so a text alone is not kept waiting longer;
+/// a batch's texts a second apart wait together, sharing the invocation's time.
+const WAIT_IN_PLACE: Duration = Duration::from_secs(2);
+/// The most time allowed for the grant and the claim (`lead_time`), on a stalled store.
+const MAX_LEAD: Duration = Duration::from_secs(5);
 /// How often a claim is tried again when the message changed under it.
 const CLAIM_TRIES: usize = 8;
 
@@ -290,7 +296,7 @@ pub async fn send_prepared(services: &Services, job: &SendJob, prepared: Prepare
         if until(slot, now) > WAIT_IN_PLACE {
             return Ok(JobOutcome::RetryAt(come_back_for(slot)));
         }
-        tokio::time::sleep(until(slot, now)).await;
+        wait_for(slot, now).await;
         now = services.clock.now();
     }
     // Everything that can stop the text is checked before the claim, so a failure here never
@@ -346,7 +352,7 @@ pub async fn send_prepared(services: &Services, job: &SendJob, prepared: Prepare
             Pace::Go(granted) => {
                 let now = services.clock.now();
                 debug!(message_id = %message.id, ms_into_slot = (now - granted.slot).num_milliseconds(), "slot granted");
-                tokio::time::sleep(until(granted.slot, now)).await;
+                wait_for(granted.slot, now).await;
                 slot = Some(granted.slot);
                 window_after_grant = Some(granted.after);
             }
@@ -624,7 +630,7 @@ async fn pace_again(
     };
     info!(message_id = %claimed.id, late_ms, "claimed after its second had passed; took another");
     if let Some(slot) = slot.filter(|slot| in_time(*slot)) {
-        tokio::time::sleep(until(slot, now)).await;
+        wait_for(slot, now).await;
         return Ok(None);
     }
     let attempt = claimed.attempt;
@@ -641,7 +647,7 @@ async fn pace_again(
 /// serving a request at a time) it is not granted for a second that is over before the claim is
 /// made; on DynamoDB it is a few milliseconds.
 fn lead_time(read_took: Duration) -> TimeDelta {
-    TimeDelta::from_std(read_took.saturating_mul(2).min(WAIT_IN_PLACE)).unwrap_or_default()
+    TimeDelta::from_std(read_took.saturating_mul(2).min(MAX_LEAD)).unwrap_or_default()
 }
 
 /// Where a slot may start: a second more than `SLOT_TOO_LATE` gone (`SLOT_TOO_LATE_WHEN_BUSY` on
@@ -670,6 +676,16 @@ fn quiet_until(m: &Message, clinic: Option<&Clinic>, now: DateTime<Utc>) -> Opti
     let zone = m.appointment.as_ref().map_or(clinic.time_zone.as_str(), |a| a.time_zone.as_str());
     let tz = zone.parse().unwrap_or(chrono_tz::Tz::UTC);
     quiet.holds(tz, now)
+}
+
+/// Sleeps until `slot`, the invocation waiting with the job: the wait is logged (at debug) as
+/// `waited_ms`, because Lambda bills it (`xtask bench cost` adds it up).
+async fn wait_for(slot: DateTime<Utc>, now: DateTime<Utc>) {
+    let wait = until(slot, now);
+    if !wait.is_zero() {
+        debug!(waited_ms = wait.as_millis() as u64, "waiting for its second");
+        tokio::time::sleep(wait).await;
+    }
 }
 
 fn until(slot: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
@@ -1040,7 +1056,7 @@ mod tests {
         assert_eq!(lead_time(Duration::from_millis(4)), TimeDelta::milliseconds(8), "DynamoDB: a few ms");
         assert_eq!(lead_time(Duration::from_millis(300)), TimeDelta::milliseconds(600));
         // A stalled read never pushes the slot past what the sender waits for in place.
-        assert_eq!(lead_time(Duration::from_secs(60)), TimeDelta::from_std(WAIT_IN_PLACE).expect("small"));
+        assert_eq!(lead_time(Duration::from_secs(60)), TimeDelta::from_std(MAX_LEAD).expect("small"));
     }
 
     #[test]
@@ -1062,11 +1078,8 @@ mod tests {
             let hidden_at = reserved_at + TimeDelta::milliseconds(work);
             let wait = until(come_back_for(slot), hidden_at);
             let back = hidden_at + TimeDelta::seconds(i64::from(send_queue::hidden_seconds(wait)));
-            assert!(
-                slot - back >= TimeDelta::seconds(2),
-                "work {work} ms: back {} ms early",
-                (slot - back).num_milliseconds()
-            );
+            let early = (slot - back).num_milliseconds();
+            assert!(back < slot && slot - back <= BACK_BEFORE_SLOT, "work {work} ms: back {early} ms early");
             assert!(until(slot, back) <= WAIT_IN_PLACE, "work {work} ms: the rest is slept in place");
         }
     }

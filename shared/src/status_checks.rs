@@ -1,8 +1,9 @@
 //! Asking Twilio where a text is when its callbacks never came. Twilio does not retry a status
 //! callback we answered with a 5xx (or never received), so without this a text could stay
 //! `submitted` or `sent` for good. The scheduler's tick runs it: messages Twilio holds sit in a
-//! sparse index keyed by their last write, so only those quiet for longer than
-//! `Timing::status_check_after` are read, each checked at most `MAX_STATUS_CHECKS` times.
+//! sparse index keyed by when Twilio took them or they were last checked (`Message::quiet_since`),
+//! so only those quiet for longer than `Timing::status_check_after` are read, each checked at
+//! most `MAX_STATUS_CHECKS` times.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
