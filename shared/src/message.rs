@@ -185,9 +185,9 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credit_retry_at: Option<DateTime<Utc>>,
     /// The second reserved for this message on its connection's rate limit, while it waits for
-    /// it: stored on the message only when a claim gives its second back (`released_for_slot`);
-    /// a job hidden for its slot keeps it in a record of its own (`SenderStore::hold_slots`),
-    /// which `SenderStore::messages` puts here.
+    /// it: stored on the message only when a claim gives its second back (`released_for_slot`;
+    /// any other change of status clears it); a job hidden for its slot keeps it in a record of
+    /// its own (`SenderStore::hold_slots`), which `SenderStore::messages` puts here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_slot: Option<DateTime<Utc>>,
     /// While `deferred`: when quiet hours end and it goes.
@@ -825,7 +825,8 @@ impl Message {
     /// current attempt, or the last check that found nothing. A callback that moves it on
     /// (`sent`) does not count: the message's entry in the index of texts to check (keyed by
     /// this) would move with each, two write units a text, where a check comes as soon either
-    /// way (`sent` follows Twilio's answer by seconds).
+    /// way (`sent` follows Twilio's answer by seconds). A check that finds news resets the
+    /// count, so the next tick checks once more before the text is quiet again.
     pub fn quiet_since(&self) -> DateTime<Utc> {
         if self.status_checks > 0 {
             return self.updated_at;
@@ -902,6 +903,8 @@ impl Message {
         next.status = to;
         // A new status is news: a later silence is counted afresh.
         next.status_checks = 0;
+        // A slot belongs to the message as it waited; `released_for_slot` sets one afterwards.
+        next.send_slot = None;
         next.version = self.version + 1;
         next.updated_at = now;
         next

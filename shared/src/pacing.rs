@@ -390,8 +390,12 @@ impl CountersTable {
             if places.is_empty() {
                 // No place left here (the lane's share is spent, or every second is full), or
                 // fewer than the places to leave: the rest of those are in the next window.
+                // The current window full only from `from` on still counts as passed, but is
+                // not passed itself: a sender just behind may still find room in it.
                 if passing && free == 0 {
-                    passed_full = Some(window + step);
+                    if from == 0 {
+                        passed_full = Some(window + step);
+                    }
                 } else {
                     passing = false;
                 }

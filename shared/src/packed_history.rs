@@ -28,15 +28,17 @@ pub fn serialize<S: Serializer>(history: &[HistoryEntry], serializer: S) -> Resu
 }
 
 pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<HistoryEntry>, D::Error> {
+    // Entries first: an empty list would read as empty bytes too.
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Stored {
-        Packed(#[serde(with = "serde_bytes")] Vec<u8>),
         Entries(Vec<HistoryEntry>),
+        Packed(#[serde(with = "serde_bytes")] Vec<u8>),
     }
     match Stored::deserialize(deserializer)? {
-        Stored::Packed(bytes) => unpack(&bytes).map_err(D::Error::custom),
         Stored::Entries(entries) => Ok(entries),
+        Stored::Packed(bytes) if bytes.is_empty() => Ok(Vec::new()),
+        Stored::Packed(bytes) => unpack(&bytes).map_err(D::Error::custom),
     }
 }
 
@@ -118,6 +120,18 @@ mod tests {
         };
         let back: Result<Holder, _> = serde_dynamo::from_item(item);
         assert_eq!(back.ok().map(|h| h.history), Some(history()));
+    }
+
+    #[test]
+    fn an_empty_history_reads_as_a_list_or_as_bytes() {
+        for stored in [
+            aws_sdk_dynamodb::types::AttributeValue::L(Vec::new()),
+            aws_sdk_dynamodb::types::AttributeValue::B(Vec::new().into()),
+        ] {
+            let item: crate::dynamo::Item = [("history".to_owned(), stored)].into_iter().collect();
+            let back: Result<Holder, _> = serde_dynamo::from_item(item);
+            assert_eq!(back.ok().map(|h| h.history), Some(Vec::new()));
+        }
     }
 
     #[test]

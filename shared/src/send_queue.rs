@@ -21,9 +21,15 @@ const MAX_VISIBILITY_SECS: u64 = 12 * 3600;
 pub struct SendJob {
     pub message_id: MessageId,
     /// What the message is checked against before it goes, as it was when the job was queued.
-    /// Only a hint: the sender uses it only if the message, once read, still names the same.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Only a hint: the sender uses it only if the message, once read, still names the same,
+    /// and one that does not read (an older or newer shape) is no hint, never an unreadable job.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "checks_or_none")]
     pub checks: Option<Checks>,
+}
+
+fn checks_or_none<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Checks>, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(serde_json::from_value(value).ok())
 }
 
 impl SendJob {
@@ -196,6 +202,9 @@ mod tests {
         let older: Result<SendJob, _> = serde_json::from_str(r#"{"message_id":"01M3250V3V7RFBFW684QN0Z34K"}"#);
         let Ok(older) = older else { panic!("reads") };
         assert_eq!(older.checks, None);
+        let odd: Result<SendJob, _> =
+            serde_json::from_str(r#"{"message_id":"01M3250V3V7RFBFW684QN0Z34K","checks":{"lane":"carrier pigeon"}}"#);
+        assert_eq!(odd.ok().map(|job| job.checks), Some(None), "a hint that does not read is no hint");
 
         let now = chrono::DateTime::<chrono::Utc>::from_timestamp(1_790_000_000, 0).unwrap_or_default();
         let (Ok(to), Ok(body)) =

@@ -304,7 +304,8 @@ impl SenderStore {
             if let Some(held) = held.filter(|h| h.version == message.version)
                 && message.status == MessageStatus::Queued
             {
-                message.send_slot = message.send_slot.or(Some(held.slot));
+                // Written for this very version, it is newer than any slot the message keeps.
+                message.send_slot = Some(held.slot);
             }
             message
         })

@@ -271,7 +271,8 @@ pub async fn send_prepared(services: &Services, job: &SendJob, prepared: Prepare
     let Prepared { message: prepared_message, facts: mut prepared_facts } = prepared;
     let read = match prepared_message.filter(|m| m.id == job.message_id) {
         Some(message) => Some(message),
-        None => services.messages.get(&job.message_id).await?,
+        // With the slot it may hold, as the batch would have read it.
+        None => services.sender_store.messages(&[job.message_id]).await?.pop().flatten(),
     };
     let Some(mut message) = read else {
         warn!(message_id = %job.message_id, "job for a message that does not exist");
@@ -526,8 +527,8 @@ enum Pace {
 }
 
 /// Where the message goes with its slot (`None`: no room within the hour). A slot further
-/// ahead than `WAIT_IN_PLACE` is recorded as held by the message (so it is never reserved
-/// twice), unless its batch did that already (`held`), and the job hidden until then.
+/// ahead than `WAIT_IN_PLACE` is recorded as held by the message (so its job, back, does not
+/// reserve another), unless its batch did that already (`held`), and the job hidden until then.
 async fn pace(
     services: &Services,
     message: &Message,
@@ -547,8 +548,10 @@ async fn pace(
     }
     // Even if the record is not written, the job must not send before its slot: it comes back
     // then and, finding no slot held, takes another.
-    if !held {
-        services.sender_store.hold_slots(&[(message.id, HeldSlot::new(slot, message.version))]).await?;
+    if !held
+        && let Err(e) = services.sender_store.hold_slots(&[(message.id, HeldSlot::new(slot, message.version))]).await
+    {
+        warn!(message_id = %message.id, error = ?e, "could not record the slot held; it takes another when back");
     }
     Ok(Pace::Hide(come_back_for(slot)))
 }
@@ -1055,7 +1058,7 @@ mod tests {
     fn a_slot_is_asked_from_when_the_grant_and_the_claim_will_be_done() {
         assert_eq!(lead_time(Duration::from_millis(4)), TimeDelta::milliseconds(8), "DynamoDB: a few ms");
         assert_eq!(lead_time(Duration::from_millis(300)), TimeDelta::milliseconds(600));
-        // A stalled read never pushes the slot past what the sender waits for in place.
+        // A stalled read pushes the slot at most this far: the text is then hidden for it.
         assert_eq!(lead_time(Duration::from_secs(60)), TimeDelta::from_std(MAX_LEAD).expect("small"));
     }
 

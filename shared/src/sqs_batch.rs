@@ -9,10 +9,12 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::time::Duration;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{error, warn};
 
@@ -23,17 +25,9 @@ pub enum Disposition {
     Delete,
     /// Stays in the queue; SQS delivers it again when it is visible again.
     Keep,
-    /// Stays in the queue, hidden until about this time ([`Batch::to_hide`]): it is waiting,
+    /// Stays in the queue, hidden until about this time (see [`run_prepared`]): it is waiting,
     /// not failing.
     HideUntil(DateTime<Utc>),
-}
-
-/// What a batch's jobs decided: the records to report as failures (kept, hidden or not), and
-/// those of them to hide, for the caller to hide together (`SendQueues::hide_all`).
-#[derive(Debug, Default)]
-pub struct Batch {
-    pub response: SqsBatchResponse,
-    pub to_hide: Vec<ToHide>,
 }
 
 /// A record to hide until `until`.
@@ -57,7 +51,7 @@ pub struct Delivery<T> {
 
 /// Runs `job` on every record whose body reads as a `T`, all at once, and reports the records
 /// to keep: unreadable ones, those whose job said [`Disposition::Keep`] (or to hide them: `run`
-/// keeps them as they are; see [`run_prepared`]), and those whose job panicked. Unreadable
+/// keeps them as they are; [`run_prepared`] hides them), and those whose job panicked. Unreadable
 /// bodies are logged by SQS message id only: a body may hold a phone number or a text.
 pub async fn run<T, J, F>(records: Vec<SqsMessage>, job: J) -> SqsBatchResponse
 where
@@ -65,17 +59,31 @@ where
     J: Fn(Delivery<T>) -> F + Clone + Send + 'static,
     F: Future<Output = Disposition> + Send + 'static,
 {
-    run_prepared(records, |_: Vec<Delivery<T>>| async { Vec::<()>::new() }, move |delivery, ()| job(delivery))
-        .await
-        .response
+    let prepare = |_: Vec<Delivery<T>>| async { Vec::<()>::new() };
+    // `run`'s jobs keep or delete; one that asks to be hidden is kept as it is.
+    let hide = |_: Vec<ToHide>| async {};
+    run_prepared(records, prepare, move |delivery, ()| job(delivery), hide).await
 }
+
+/// How long a record to hide waits for others to hide with it: the jobs of a batch that must
+/// wait decide within moments of each other (their slots were granted together).
+const HIDE_LINGER: Duration = Duration::from_millis(50);
+/// The most records hidden together (`ChangeMessageVisibilityBatch` takes ten).
+const HIDE_TOGETHER: usize = 10;
 
 /// [`run`], with work done once for the whole batch first: `prepare` gets the readable records
 /// and returns something for each, in order, that its job then gets. `prepare` runs in a task of
-/// its own too: if it panics, or returns fewer, a job gets `P::default()`. The records whose
-/// jobs said [`Disposition::HideUntil`] come back in [`Batch::to_hide`], to hide in one request
-/// per ten rather than one each.
-pub async fn run_prepared<T, P, R, RF, J, F>(records: Vec<SqsMessage>, prepare: R, job: J) -> Batch
+/// its own too: if it panics, or returns fewer, a job gets `P::default()`. A record whose job
+/// said [`Disposition::HideUntil`] is handed to `hide` as soon as its job ends, with the others
+/// that end within `HIDE_LINGER` (up to ten), not when the whole batch is done: a job that
+/// waits for its second in place, or a slow Twilio answer, must not hold back another's hide
+/// past the time it should come back.
+pub async fn run_prepared<T, P, R, RF, J, F, H, HF>(
+    records: Vec<SqsMessage>,
+    prepare: R,
+    job: J,
+    hide: H,
+) -> SqsBatchResponse
 where
     T: DeserializeOwned + Clone + Send + 'static,
     P: Default + Send + 'static,
@@ -83,11 +91,11 @@ where
     RF: Future<Output = Vec<P>> + Send + 'static,
     J: Fn(Delivery<T>, P) -> F + Clone + Send + 'static,
     F: Future<Output = Disposition> + Send + 'static,
+    H: Fn(Vec<ToHide>) -> HF,
+    HF: Future<Output = ()>,
 {
     let mut dispositions = vec![Disposition::Keep; records.len()];
     let ids: Vec<Option<String>> = records.iter().map(|r| r.message_id.clone()).collect();
-    let handles: Vec<Option<(String, String)>> =
-        records.iter().map(|r| Some((r.event_source_arn.clone()?, r.receipt_handle.clone()?))).collect();
     let mut deliveries = Vec::new();
     for (position, record) in records.into_iter().enumerate() {
         let Some(body) = record.body.as_deref().and_then(|body| serde_json::from_str::<T>(body).ok()) else {
@@ -113,48 +121,84 @@ where
         }
     };
     let mut prepared = prepared.into_iter();
+    let (to_hide, hiding) = mpsc::unbounded_channel();
     let mut tasks = JoinSet::new();
     let mut position_of_task = HashMap::new();
     for (position, delivery) in deliveries {
         let prepared = prepared.next().unwrap_or_default();
         // The job is called inside the task, so even a panic before its first await stays there.
         let job = job.clone();
-        let task = tasks.spawn(async move { job(delivery, prepared).await });
+        let to_hide = to_hide.clone();
+        let handle = delivery.queue_arn.clone().zip(delivery.receipt_handle.clone());
+        let task = tasks.spawn(async move {
+            let disposition = job(delivery, prepared).await;
+            if let (Disposition::HideUntil(until), Some((queue_arn, receipt_handle))) = (disposition, handle) {
+                // The batch outlives its tasks, so the receiver is still there.
+                let _ = to_hide.send(ToHide { queue_arn, receipt_handle, until });
+            }
+            disposition
+        });
         position_of_task.insert(task.id(), position);
     }
-    while let Some(joined) = tasks.join_next_with_id().await {
-        let (task, disposition) = match joined {
-            Ok((task, disposition)) => (task, disposition),
-            Err(join_error) => {
-                let task = join_error.id();
-                let id = position_of_task.get(&task).and_then(|p| ids[*p].as_deref());
-                error!(sqs_message_id = ?id, error = %join_error, "a record's job panicked; kept for a retry");
-                (task, Disposition::Keep)
+    // Only the tasks hold senders now: hiding ends once every job has.
+    drop(to_hide);
+    let jobs = async {
+        while let Some(joined) = tasks.join_next_with_id().await {
+            let (task, disposition) = match joined {
+                Ok((task, disposition)) => (task, disposition),
+                Err(join_error) => {
+                    let task = join_error.id();
+                    let id = position_of_task.get(&task).and_then(|p| ids[*p].as_deref());
+                    error!(sqs_message_id = ?id, error = %join_error, "a record's job panicked; kept for a retry");
+                    (task, Disposition::Keep)
+                }
+            };
+            if let Some(position) = position_of_task.get(&task) {
+                dispositions[*position] = disposition;
             }
-        };
-        if let Some(position) = position_of_task.get(&task) {
-            dispositions[*position] = disposition;
         }
-    }
-    let mut batch = Batch::default();
-    for ((id, disposition), handle) in ids.into_iter().zip(dispositions).zip(handles) {
+    };
+    tokio::join!(jobs, hide_as_they_come(hiding, hide));
+    let mut response = SqsBatchResponse::default();
+    for (id, disposition) in ids.into_iter().zip(dispositions) {
         if disposition == Disposition::Delete {
             continue;
-        }
-        if let (Disposition::HideUntil(until), Some((queue_arn, receipt_handle))) = (disposition, handle) {
-            batch.to_hide.push(ToHide { queue_arn, receipt_handle, until });
         }
         match id {
             Some(id) => {
                 let mut failure = BatchItemFailure::default();
                 failure.item_identifier = id;
-                batch.response.batch_item_failures.push(failure);
+                response.batch_item_failures.push(failure);
             }
             // Lambda always names its records; one without a name cannot be reported.
             None => warn!("a record to keep has no SQS message id"),
         }
     }
-    batch
+    response
+}
+
+/// Hands the records to hide to `hide` as they come, each with those that follow it within
+/// `HIDE_LINGER`, up to `HIDE_TOGETHER` at a time, until every job has ended.
+async fn hide_as_they_come<H, HF>(mut hiding: mpsc::UnboundedReceiver<ToHide>, hide: H)
+where
+    H: Fn(Vec<ToHide>) -> HF,
+    HF: Future<Output = ()>,
+{
+    while let Some(first) = hiding.recv().await {
+        let mut together = vec![first];
+        let linger = tokio::time::sleep(HIDE_LINGER);
+        tokio::pin!(linger);
+        while together.len() < HIDE_TOGETHER {
+            tokio::select! {
+                more = hiding.recv() => match more {
+                    Some(more) => together.push(more),
+                    None => break,
+                },
+                () = &mut linger => break,
+            }
+        }
+        hide(together).await;
+    }
 }
 
 #[cfg(test)]
@@ -296,16 +340,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn records_to_hide_are_kept_and_handed_back_together() {
+    async fn records_to_hide_are_kept_and_hidden_together_as_their_jobs_end() {
         let until = chrono::DateTime::<chrono::Utc>::from_timestamp(1_790_000_000, 0).unwrap_or_default();
         let job = move |delivery: Delivery<u32>, (): ()| async move {
             match delivery.body {
                 1 => Disposition::Delete,
                 2 => Disposition::Keep,
+                // A job that waits in place: the others' hides must not wait for it.
+                5 => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    Disposition::HideUntil(until)
+                }
                 n => Disposition::HideUntil(until + chrono::TimeDelta::seconds(i64::from(n))),
             }
         };
-        let records = (1..=4)
+        let records = (1..=5)
             .map(|n| {
                 let mut r = record(&format!("m{n}"), Some(&n.to_string()));
                 r.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:lane".into());
@@ -313,19 +362,33 @@ mod tests {
                 r
             })
             .collect();
+        let started = std::time::Instant::now();
+        // Each hide: its receipts, and when it was made.
+        type Hides = Arc<Mutex<Vec<(Vec<String>, Duration)>>>;
+        let hidden: Hides = Arc::default();
+        let hide = {
+            let hidden = hidden.clone();
+            move |jobs: Vec<ToHide>| {
+                let hidden = hidden.clone();
+                async move {
+                    let receipts = jobs.iter().map(|h| h.receipt_handle.clone()).collect();
+                    if let Ok(mut hidden) = hidden.lock() {
+                        hidden.push((receipts, started.elapsed()));
+                    }
+                }
+            }
+        };
 
-        let batch = run_prepared(records, |all: Vec<Delivery<u32>>| async move { vec![(); all.len()] }, job).await;
+        let response =
+            run_prepared(records, |all: Vec<Delivery<u32>>| async move { vec![(); all.len()] }, job, hide).await;
 
-        assert_eq!(reported(&batch.response), ["m2", "m3", "m4"]);
-        let hidden: Vec<_> = batch.to_hide.iter().map(|h| (h.receipt_handle.as_str(), h.until)).collect();
-        assert_eq!(
-            hidden,
-            [
-                ("receipt-3", until + chrono::TimeDelta::seconds(3)),
-                ("receipt-4", until + chrono::TimeDelta::seconds(4))
-            ]
-        );
-        assert!(batch.to_hide.iter().all(|h| h.queue_arn.ends_with(":lane")));
+        assert_eq!(reported(&response), ["m2", "m3", "m4", "m5"]);
+        let hidden = hidden.lock().map(|h| h.clone()).unwrap_or_default();
+        let mut first: Vec<String> = hidden.first().map(|(r, _)| r.clone()).unwrap_or_default();
+        first.sort();
+        assert_eq!(first, ["receipt-3", "receipt-4"], "hidden together, {hidden:?}");
+        assert!(hidden[0].1 < Duration::from_millis(400), "without waiting for the slow job: {hidden:?}");
+        assert_eq!(hidden.get(1).map(|(r, _)| r.clone()), Some(vec!["receipt-5".to_owned()]));
     }
 
     /// As when Lambda ends an invocation: its records' jobs stop, none runs on.

@@ -299,7 +299,8 @@ static LOGGED: AtomicU64 = AtomicU64::new(0);
 
 /// Milliseconds sender jobs waited in place for their slots (`waited_ms` in `shared::sending`'s
 /// debug events). Summed over jobs: where several jobs of one invocation wait at once, Lambda
-/// bills only the longest, so this is at most what is billed.
+/// bills only the longest, so this is more than is billed (hence the cap at the invocations'
+/// own time).
 static WAITED_MS: AtomicU64 = AtomicU64::new(0);
 
 /// Adds up the `waited_ms` of the events it sees.

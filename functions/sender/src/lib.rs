@@ -1,15 +1,15 @@
 //! The sender function: each SQS record is one send job. The batch's messages, facts and slots
 //! are read and granted together first (`sending::prepare`); then `shared::sqs_batch` runs every
 //! record in its own task, so one bad or panicking job fails alone; jobs that must run again are
-//! reported as batch item failures and SQS redelivers them, those that wait hidden together
-//! until their time.
+//! reported as batch item failures and SQS redelivers them, those that wait hidden (together
+//! with those that end at the same moment) until their time.
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
 use shared::send_queue::SendJob;
 use shared::sending::{self, JobOutcome, Prepared};
 use shared::services::Services;
-use shared::sqs_batch::{self, Delivery, Disposition};
+use shared::sqs_batch::{self, Delivery, Disposition, ToHide};
 use tracing::error;
 
 pub async fn handle(
@@ -23,9 +23,8 @@ pub async fn handle(
         let services = for_jobs.clone();
         async move { process(&services, delivery, prepared).await }
     };
-    let batch = sqs_batch::run_prepared(event.payload.records, prepare, job).await;
-    services.queues.hide_all(&batch.to_hide, services.clock.now()).await;
-    Ok(batch.response)
+    let hide = |jobs: Vec<ToHide>| async move { services.queues.hide_all(&jobs, services.clock.now()).await };
+    Ok(sqs_batch::run_prepared(event.payload.records, prepare, job, hide).await)
 }
 
 async fn process(services: &Services, delivery: Delivery<SendJob>, prepared: Prepared) -> Disposition {
