@@ -199,7 +199,10 @@ async fn texts_without_status_callbacks_or_replies_give_warnings_not_failures() 
     assert!(arriving["detail"].as_str().is_some_and(|d| d.contains("no status callback")), "{arriving}");
     assert!(arriving["what_to_do"].as_str().is_some_and(|w| w.contains("auth token")), "{arriving}");
 
-    // Callbacks work again, but no patient has ever texted the number.
+    // Callbacks work again, but no patient has ever texted the number. The first text's own
+    // callbacks must have played out (lost) first, or its `delivered` would go through now.
+    let settled = t.stack.simulator.callbacks_settled(std::time::Duration::from_secs(60)).await;
+    assert!(settled, "the first text's callbacks played out");
     t.stack.simulator.clear_overrides();
     let other = "+14155550141";
     let delivered = t.send_text(other).await;
