@@ -11,6 +11,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::counters_table::CountersTable;
 use crate::dynamo::{Item, StoreError, get_consistent, n, number_of, s};
+use crate::ids::{ClinicId, ConnectionId};
 use crate::message::Lane;
 use crate::rate_limit::{self, LaneUse, Limits, WINDOW_SECS, WindowUsage, nth_fit};
 
@@ -105,6 +106,11 @@ pub struct SnapshotKeys {
     key: String,
     lane: Lane,
     window: i64,
+}
+
+/// The key of a connection's rate limit (its windows are `RATE#<key>`).
+pub fn rate_key(clinic: &ClinicId, connection: &ConnectionId) -> String {
+    format!("{clinic}#{connection}")
 }
 
 /// What to read for a snapshot of `key`'s state for `lane` at `now`.

@@ -139,7 +139,7 @@ impl Checks {
 
     /// The key of the connection's rate limit.
     pub fn rate_key(&self) -> String {
-        format!("{}#{}", self.clinic_id, self.connection_id)
+        pacing::rate_key(&self.clinic_id, &self.connection_id)
     }
 }
 

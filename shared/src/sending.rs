@@ -516,7 +516,7 @@ fn needs_slot(m: &Message, now: DateTime<Utc>) -> bool {
 }
 
 fn rate_key(m: &Message) -> String {
-    format!("{}#{}", m.clinic_id, m.connection_id)
+    crate::pacing::rate_key(&m.clinic_id, &m.connection_id)
 }
 
 enum Pace {
